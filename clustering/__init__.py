@@ -1,0 +1,1 @@
+"""Hotspot methods as estimators on points in metres: no web, no database, no settings."""
