@@ -106,7 +106,7 @@ def generate_incidents(
     if not hotspots and background_share < 1.0:
         raise ValueError("without hotspots every incident is background: set background_share=1")
     rng = np.random.default_rng(seed)
-    n_background = int(round(n * background_share)) if hotspots else n
+    n_background = round(n * background_share) if hotspots else n
     n_hot = n - n_background
 
     weights = np.array([h.weight for h in hotspots], dtype=np.float64)
@@ -167,7 +167,7 @@ def _uniform_points(
         if k:
             raise ValueError("background points need a background_area or bounds")
         return np.zeros(0), np.zeros(0)
-    minx, miny, maxx, maxy = area.bounds if area is not None else bounds  # type: ignore[union-attr,misc]
+    minx, miny, maxx, maxy = area.bounds if area is not None else bounds  # type: ignore[misc]
     if area is None:
         return rng.uniform(minx, maxx, k), rng.uniform(miny, maxy, k)
     shapely.prepare(area)
@@ -217,4 +217,3 @@ def benchmark_points(
         seed=seed + 1,
     )
     return inc.xy
-

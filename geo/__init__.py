@@ -1,1 +1,1 @@
-"""Geography with no web and no database: CRS handling, the stable grid, points, GeoJSON encoding."""
+"""Geography with no web and no database: the stable grid, points, CRS and GeoJSON helpers."""

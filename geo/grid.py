@@ -1,4 +1,4 @@
-"""The stable grid: cells keyed by (cell size, ix, iy) with ix = floor(x / size), iy = floor(y / size).
+"""The stable grid: cells keyed by (cell size, ix, iy), ix = floor(x / size), iy = floor(y / size).
 
 Because the key depends only on the storage CRS and the cell size, the same cell has the same id
 in every run and every area, so layers can be compared night to night and joined across areas.
@@ -36,7 +36,9 @@ def cell_polygons(ix: Any, iy: Any, cell_size_m: float) -> npt.NDArray[np.object
     """Return the cells ix, iy as an array of shapely square polygons."""
     ix = np.asarray(ix, dtype=np.float64)
     iy = np.asarray(iy, dtype=np.float64)
-    return shapely.box(ix * cell_size_m, iy * cell_size_m, (ix + 1) * cell_size_m, (iy + 1) * cell_size_m)
+    return shapely.box(
+        ix * cell_size_m, iy * cell_size_m, (ix + 1) * cell_size_m, (iy + 1) * cell_size_m
+    )
 
 
 def cells_in_area(area: shapely.Geometry, cell_size_m: float) -> tuple[IntArray, IntArray]:
@@ -105,7 +107,7 @@ class GridWindow:
         return self.ny, self.nx
 
     def bin(self, x: Any, y: Any, weights: Any = None) -> FloatArray:
-        """Return a (ny, nx) raster of point counts (or summed weights) per cell; outside points are ignored."""
+        """Return a (ny, nx) raster of counts (or summed weights); outside points are ignored."""
         ix, iy = cell_index(x, y, self.cell_size_m)
         c, r = ix - self.ix0, iy - self.iy0
         keep = (c >= 0) & (c < self.nx) & (r >= 0) & (r < self.ny)

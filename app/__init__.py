@@ -1,0 +1,1 @@
+"""EST Lägesbild: the service."""

@@ -1,0 +1,477 @@
+"""The data model of DESIGN.md as SQLAlchemy 2 models (schema `est`).
+
+The migrations in migrations/ create the tables; these classes are how the code reads and writes
+them, and a test proves the two agree. Geometry columns carry the deployment's SRID, fixed by
+`est db init`; the models leave the SRID open (-1) and the values carry it.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Double,
+    Enum,
+    ForeignKey,
+    Identity,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA = "est"
+
+
+class Base(DeclarativeBase):
+    """Base of every model; all tables live in the `est` schema."""
+
+    metadata = MetaData(
+        schema=SCHEMA,
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        },
+    )
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSONB,
+        datetime: DateTime(timezone=True),
+    }
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, schema=SCHEMA, values_callable=lambda e: [m.value for m in e])
+
+
+def _geometry(kind: str) -> Geometry:
+    # spatial_index=False: the migrations create the GiST indexes explicitly, with their names.
+    return Geometry(kind, srid=-1, spatial_index=False)
+
+
+class Role(enum.StrEnum):
+    """What a caller may do within its organisation."""
+
+    admin = "admin"
+    analyst = "analyst"
+    reporter = "reporter"
+    viewer = "viewer"
+    ingest = "ingest"
+
+
+class GrantLevel(enum.StrEnum):
+    """How much of an area an organisation may see: raw incidents or aggregated layers only."""
+
+    raw = "raw"
+    aggregate = "aggregate"
+
+
+class LocationPrecision(enum.StrEnum):
+    """How exactly an incident's point locates it."""
+
+    exact = "exact"
+    address = "address"
+    street = "street"
+    area_centroid = "area_centroid"
+    unknown = "unknown"
+
+
+class RunStatus(enum.StrEnum):
+    """Where a hotspot run is in its life."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class ChangeLabel(enum.StrEnum):
+    """How a hotspot changed against the previous published run."""
+
+    new = "new"
+    grown = "grown"
+    shrunk = "shrunk"
+    stable = "stable"
+    gone = "gone"
+
+
+class ActionStatus(enum.StrEnum):
+    """The state of an åtgärd decided by a ledningsgrupp."""
+
+    planned = "planned"
+    ongoing = "ongoing"
+    done = "done"
+    cancelled = "cancelled"
+
+
+class Deployment(Base):
+    """The one row that fixes the storage CRS and the accepted extent of this database."""
+
+    __tablename__ = "deployment"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=1)
+    srid: Mapped[int] = mapped_column(Integer)
+    extent = mapped_column(_geometry("POLYGON"), nullable=True)
+    extent_buffer_m: Mapped[float] = mapped_column(Double, server_default="5000")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Organisation(Base):
+    """A kommun, a local police area, a business, a rescue service…"""
+
+    __tablename__ = "organisation"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Area(Base):
+    """A named polygon of responsibility, in its current version (older ones in area_version)."""
+
+    __tablename__ = "area"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    geom = mapped_column(_geometry("MULTIPOLYGON"), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AreaVersion(Base):
+    """A past geometry of an area, kept when the area's boundary changes."""
+
+    __tablename__ = "area_version"
+
+    area_id: Mapped[int] = mapped_column(
+        ForeignKey("area.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    geom = mapped_column(_geometry("MULTIPOLYGON"), nullable=False)
+    valid_from: Mapped[datetime]
+    valid_to: Mapped[datetime]
+
+
+class AreaComponent(Base):
+    """Membership of an area that is a union of others (an LPO is the union of its kommuner)."""
+
+    __tablename__ = "area_component"
+
+    area_id: Mapped[int] = mapped_column(
+        ForeignKey("area.id", ondelete="CASCADE"), primary_key=True
+    )
+    component_id: Mapped[int] = mapped_column(
+        ForeignKey("area.id", ondelete="RESTRICT"), primary_key=True
+    )
+
+
+class AreaGrant(Base):
+    """What an organisation may see in an area: raw incidents or aggregated layers."""
+
+    __tablename__ = "area_grant"
+    __table_args__ = (UniqueConstraint("organisation_id", "area_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"))
+    area_id: Mapped[int] = mapped_column(ForeignKey("area.id", ondelete="CASCADE"), index=True)
+    level: Mapped[GrantLevel] = mapped_column(_enum(GrantLevel, "grant_level"))
+    granted_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime | None]
+
+
+class Category(Base):
+    """A node of the category taxonomy (stable dotted code, Swedish and English labels)."""
+
+    __tablename__ = "category"
+
+    code: Mapped[str] = mapped_column(String(128), primary_key=True)
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("category.code"))
+    label_sv: Mapped[str] = mapped_column(Text)
+    label_en: Mapped[str] = mapped_column(Text)
+    sensitive: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    description: Mapped[str | None] = mapped_column(Text)
+    sort_order: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class CategoryGroup(Base):
+    """A named set of category codes (ANDTS, tillgrepp, …) used by profiles and reports."""
+
+    __tablename__ = "category_group"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label_sv: Mapped[str] = mapped_column(Text)
+    label_en: Mapped[str] = mapped_column(Text)
+
+
+class CategoryGroupMember(Base):
+    """One category of a category group."""
+
+    __tablename__ = "category_group_member"
+
+    group_code: Mapped[str] = mapped_column(
+        ForeignKey("category_group.code", ondelete="CASCADE"), primary_key=True
+    )
+    category_code: Mapped[str] = mapped_column(
+        ForeignKey("category.code", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Incident(Base):
+    """A registered crime or incident: what, when (often an interval), where and how exactly."""
+
+    __tablename__ = "incident"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "source", "external_id"),
+        CheckConstraint(
+            "occurred_to IS NULL OR occurred_to >= occurred_from", name="occurred_interval"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    source: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(128))
+    category_code: Mapped[str] = mapped_column(ForeignKey("category.code"), index=True)
+    occurred_from: Mapped[datetime] = mapped_column(index=True)
+    occurred_to: Mapped[datetime | None]
+    reported_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    geom = mapped_column(_geometry("POINT"), nullable=False)
+    location_precision: Mapped[LocationPrecision] = mapped_column(
+        _enum(LocationPrecision, "location_precision")
+    )
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    deleted_at: Mapped[datetime | None]
+
+
+class IncidentArea(Base):
+    """Which areas an incident lies in, computed at ingest.
+
+    The reporting organisation is repeated here so that this table's row-level security can
+    be decided without reading est.incident (whose own policy reads this table).
+    """
+
+    __tablename__ = "incident_area"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True
+    )
+    area_id: Mapped[int] = mapped_column(
+        ForeignKey("area.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    organisation_id: Mapped[int] = mapped_column(Integer)
+
+
+class AnalysisProfile(Base):
+    """How an area's hotspots are computed: window, methods and parameters, category group."""
+
+    __tablename__ = "analysis_profile"
+    __table_args__ = (UniqueConstraint("area_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    area_id: Mapped[int] = mapped_column(ForeignKey("area.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    category_group_code: Mapped[str] = mapped_column(ForeignKey("category_group.code"))
+    window_days: Mapped[int] = mapped_column(Integer)
+    methods: Mapped[dict[str, Any]]
+    active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class HotspotRun(Base):
+    """One computation of an area's layers: what went in, how, and how it went."""
+
+    __tablename__ = "hotspot_run"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    area_id: Mapped[int] = mapped_column(ForeignKey("area.id", ondelete="CASCADE"), index=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("analysis_profile.id", ondelete="CASCADE"))
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"))
+    parameters: Mapped[dict[str, Any]]
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    code_version: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    timings: Mapped[dict[str, Any] | None]
+    counts: Mapped[dict[str, Any] | None]
+    provenance: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Hotspot(Base):
+    """A hotspot polygon of a run, with its stable identity and its change since the last run."""
+
+    __tablename__ = "hotspot"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("hotspot_run.id", ondelete="CASCADE"), index=True
+    )
+    hotspot_key: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(32))
+    change_label: Mapped[ChangeLabel] = mapped_column(_enum(ChangeLabel, "change_label"))
+    geom = mapped_column(_geometry("MULTIPOLYGON"), nullable=True)
+    incident_count: Mapped[int] = mapped_column(Integer)
+    area_m2: Mapped[float] = mapped_column(Double)
+    stats: Mapped[dict[str, Any]]
+
+
+class RunCell:
+    """The key of a per-run grid cell: the run, and the stable cell (cell size, ix, iy)."""
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("hotspot_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    cell_size_m: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ix: Mapped[int] = mapped_column(Integer, primary_key=True)
+    iy: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class DensityCell(RunCell, Base):
+    """Kernel density of one grid cell in one run."""
+
+    __tablename__ = "density_cell"
+
+    density: Mapped[float] = mapped_column(Double)
+    isopleth: Mapped[float | None] = mapped_column(Double)
+
+
+class GistarCell(RunCell, Base):
+    """Getis-Ord Gi* of one grid cell in one run."""
+
+    __tablename__ = "gistar_cell"
+
+    incident_count: Mapped[int] = mapped_column(Integer)
+    z: Mapped[float] = mapped_column(Double)
+    p: Mapped[float] = mapped_column(Double)
+    p_adjusted: Mapped[float | None] = mapped_column(Double)
+    bin: Mapped[int] = mapped_column(SmallInteger)
+
+
+class EmergingCell(RunCell, Base):
+    """Emerging-hotspot class of one grid cell in one run."""
+
+    __tablename__ = "emerging_cell"
+
+    pattern: Mapped[str] = mapped_column(String(32))
+    trend_z: Mapped[float | None] = mapped_column(Double)
+    trend_p: Mapped[float | None] = mapped_column(Double)
+    hot_steps: Mapped[int] = mapped_column(Integer)
+    cold_steps: Mapped[int] = mapped_column(Integer)
+
+
+class LayerCurrent(Base):
+    """Which run is published for each (area, profile, layer): readers see whole runs only."""
+
+    __tablename__ = "layer_current"
+
+    area_id: Mapped[int] = mapped_column(
+        ForeignKey("area.id", ondelete="CASCADE"), primary_key=True
+    )
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("analysis_profile.id", ondelete="CASCADE"), primary_key=True
+    )
+    layer: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("hotspot_run.id"))
+    published_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Action(Base):
+    """An åtgärd decided by a ledningsgrupp for an area or a hotspot, and its follow-up."""
+
+    __tablename__ = "action"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    area_id: Mapped[int] = mapped_column(ForeignKey("area.id"), index=True)
+    hotspot_key: Mapped[str | None] = mapped_column(String(64))
+    category_group_code: Mapped[str | None] = mapped_column(ForeignKey("category_group.code"))
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    responsible: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[ActionStatus] = mapped_column(_enum(ActionStatus, "action_status"))
+    starts_on: Mapped[date | None] = mapped_column(Date)
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    geom = mapped_column(_geometry("GEOMETRY"), nullable=True)
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AreaIndicator(Base):
+    """A time series value for an area: a safety survey result, a count from another register…"""
+
+    __tablename__ = "area_indicator"
+    __table_args__ = (UniqueConstraint("area_id", "indicator", "period_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    area_id: Mapped[int] = mapped_column(ForeignKey("area.id", ondelete="CASCADE"))
+    indicator: Mapped[str] = mapped_column(String(64))
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    value: Mapped[float] = mapped_column(Double)
+    unit: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 hash is stored; the prefix is what people recognise."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class AuditLog(Base):
+    """Who read or changed what, when: every raw read, export and admin change."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(Text)
+    organisation_id: Mapped[int | None] = mapped_column(Integer)
+    role: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str | None] = mapped_column(Text)
+    filters: Mapped[dict[str, Any] | None]
+    row_count: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)

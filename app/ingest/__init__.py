@@ -1,0 +1,1 @@
+"""Data coming in: areas, incidents (one at a time and in bulk)."""

@@ -1,0 +1,151 @@
+"""The one way incidents reach the database: COPY into staging, then one set-based upsert.
+
+Records are keyed by (organisation, source, external_id): sending a record again updates it
+when something changed and leaves it alone otherwise, so imports can be repeated safely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+STAGING_COLUMNS = (
+    "row_no",
+    "source",
+    "external_id",
+    "category_code",
+    "occurred_from",
+    "occurred_to",
+    "x",
+    "y",
+    "location_precision",
+    "description",
+    "created_by",
+)
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    """A validated incident in the storage CRS, ready to be stored."""
+
+    source: str
+    external_id: str
+    category_code: str
+    occurred_from: datetime
+    occurred_to: datetime | None
+    x: float
+    y: float
+    location_precision: str
+    description: str | None = None
+    created_by: str | None = None
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """How many records were created, updated or already stored as they are."""
+
+    created: int
+    updated: int
+    unchanged: int
+
+
+def upsert_incidents(
+    conn: Connection, organisation_id: int, srid: int, records: Iterable[IncidentRecord]
+) -> UpsertResult:
+    """Store records for an organisation and place them in their areas (incident_area).
+
+    Within one call a later record with the same (source, external_id) wins over an earlier one.
+    """
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE incident_staging (row_no bigint, source text, external_id text, "
+        "category_code text, occurred_from timestamptz, occurred_to timestamptz, "
+        "x double precision, y double precision, location_precision est.location_precision, "
+        "description text, created_by text) ON COMMIT DROP"
+    )
+    _copy(conn, records)
+    distinct = conn.exec_driver_sql(
+        "SELECT count(*) FROM (SELECT DISTINCT source, external_id FROM incident_staging) d"
+    ).scalar_one()
+    changed = conn.execute(text(UPSERT_SQL), {"org": organisation_id, "srid": srid}).all()
+    conn.exec_driver_sql("DROP TABLE incident_staging")
+    ids = [r.id for r in changed]
+    created = sum(1 for r in changed if r.inserted)
+    if ids:
+        place_in_areas(conn, ids)
+    return UpsertResult(created=created, updated=len(ids) - created, unchanged=distinct - len(ids))
+
+
+def _copy(conn: Connection, records: Iterable[IncidentRecord]) -> None:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY incident_staging ({', '.join(STAGING_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for n, r in enumerate(records, start=1):
+            copy.write_row(
+                (
+                    n,
+                    r.source,
+                    r.external_id,
+                    r.category_code,
+                    r.occurred_from,
+                    r.occurred_to,
+                    r.x,
+                    r.y,
+                    r.location_precision,
+                    r.description,
+                    r.created_by,
+                )
+            )
+
+
+UPSERT_SQL = """
+WITH latest AS (
+    SELECT DISTINCT ON (source, external_id) *
+    FROM incident_staging
+    ORDER BY source, external_id, row_no DESC
+)
+INSERT INTO est.incident AS i (
+    organisation_id, source, external_id, category_code, occurred_from, occurred_to, geom,
+    location_precision, description, created_by
+)
+SELECT :org, source, external_id, category_code, occurred_from, occurred_to,
+       ST_SetSRID(ST_MakePoint(x, y), :srid), location_precision, description, created_by
+FROM latest
+ON CONFLICT (organisation_id, source, external_id) DO UPDATE SET
+    category_code = EXCLUDED.category_code,
+    occurred_from = EXCLUDED.occurred_from,
+    occurred_to = EXCLUDED.occurred_to,
+    geom = EXCLUDED.geom,
+    location_precision = EXCLUDED.location_precision,
+    description = EXCLUDED.description,
+    updated_at = now(),
+    deleted_at = NULL
+WHERE (i.category_code, i.occurred_from, i.occurred_to, i.location_precision, i.description)
+      IS DISTINCT FROM (EXCLUDED.category_code, EXCLUDED.occurred_from, EXCLUDED.occurred_to,
+                        EXCLUDED.location_precision, EXCLUDED.description)
+   OR NOT ST_Equals(i.geom, EXCLUDED.geom)
+   OR i.deleted_at IS NOT NULL
+RETURNING i.id, (xmax = 0) AS inserted
+"""
+
+
+def place_in_areas(conn: Connection, incident_ids: Sequence[int]) -> None:
+    """(Re)compute which areas the given incidents lie in."""
+    conn.execute(
+        text("DELETE FROM est.incident_area WHERE incident_id = ANY(:ids)"),
+        {"ids": list(incident_ids)},
+    )
+    conn.execute(
+        text("""
+        INSERT INTO est.incident_area (incident_id, area_id, organisation_id)
+        SELECT i.id, a.id, i.organisation_id
+        FROM est.incident i JOIN est.area a ON ST_Intersects(a.geom, i.geom)
+        WHERE i.id = ANY(:ids)
+    """),
+        {"ids": list(incident_ids)},
+    )

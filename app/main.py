@@ -1,0 +1,42 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api.routes import areas, health
+from app.db.engine import app_engine
+from app.errors import install_error_handlers
+from app.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Return the service: routes, error handlers and the app role's engine."""
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    engine = app_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    production = settings.environment == "production"
+    app = FastAPI(
+        title="EST Lägesbild",
+        version="0.1.0",
+        description="Shared situational picture of crimes and incidents for kommuner and police.",
+        lifespan=lifespan,
+        docs_url=None if production else "/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(areas.router)
+    return app

@@ -1,0 +1,95 @@
+"""The one settings class of the service: every setting is an environment variable EST_…."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+# The three database roles of a deployment. Roles are global to a PostgreSQL cluster, so the
+# names are fixed: every database of a cluster uses the same three.
+OWNER_ROLE = "est_owner"
+APP_ROLE = "est_app"
+SYSTEM_ROLE = "est_system"
+
+
+class Settings(BaseSettings):
+    """Configuration read from EST_* environment variables (and an optional .env file)."""
+
+    model_config = SettingsConfigDict(env_prefix="EST_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:54329/est",
+        description="An administrative login to the deployment's database (superuser, or owner "
+        "with CREATEROLE): used by `est db init`, and the base the role URLs are derived from.",
+    )
+    app_database_url: str | None = Field(
+        None, description="The service's connection (role est_app); derived when unset."
+    )
+    owner_database_url: str | None = Field(
+        None, description="The migrations' connection (role est_owner); derived when unset."
+    )
+    system_database_url: str | None = Field(
+        None, description="The nightly jobs' connection (role est_system); derived when unset."
+    )
+    db_pool_size: int = Field(10, ge=1, le=200)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    environment: Literal["development", "production"] = "development"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    timezone: str = "Europe/Stockholm"
+    retention_months: int = Field(36, ge=1)
+    suppression_k: int = Field(5, ge=1, description="Counts below k are hidden from viewers.")
+    rounding_base: int = Field(5, ge=1, description="Counts shown to viewers are rounded to it.")
+
+    @field_validator(
+        "database_url", "app_database_url", "owner_database_url", "system_database_url"
+    )
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            url = make_url(value)
+            if not url.drivername.startswith("postgresql"):
+                raise ValueError("must be a postgresql:// URL")
+        return value
+
+    def admin_url(self) -> URL:
+        """Return the administrative URL, with the psycopg 3 driver."""
+        return _psycopg(make_url(self.database_url))
+
+    def role_url(self, role: str) -> URL:
+        """Return the URL of one of the deployment's roles: explicit when set, else derived."""
+        explicit = self._explicit_role_url(role)
+        if explicit is None:
+            return self.admin_url().set(username=role, password=None)
+        if explicit.username != role:
+            raise ValueError(f"the URL for role {role} logs in as {explicit.username!r}")
+        return _psycopg(explicit)
+
+    def role_password(self, role: str) -> str | None:
+        """Return the password given for a role in its explicit URL, if any."""
+        explicit = self._explicit_role_url(role)
+        return explicit.password if explicit is not None else None
+
+    def _explicit_role_url(self, role: str) -> URL | None:
+        value = {
+            OWNER_ROLE: self.owner_database_url,
+            APP_ROLE: self.app_database_url,
+            SYSTEM_ROLE: self.system_database_url,
+        }[role]
+        return make_url(value) if value is not None else None
+
+
+def _psycopg(url: URL) -> URL:
+    return url.set(drivername="postgresql+psycopg")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process's settings, read once from the environment."""
+    return Settings()
