@@ -25,6 +25,8 @@ from shapely import wkb as shapely_wkb
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
+from app.access import OPERATOR_KIND, grant_area, new_key
+from app.db.models import GrantLevel, Role
 from app.ingest.areas import REPO_DATA, create_union_area, storage_srid
 from app.ingest.store import IncidentRecord, UpsertResult, upsert_incidents
 from app.taxonomy import Taxonomy
@@ -227,10 +229,36 @@ def load_demo(
         org_id = ensure_organisation(conn, f"kommun-{kommun.code}", kommun.organisation, "kommun")
         records = demo_records(kommun, index, area, srid, start, weeks, seed)
         results[kommun.name] = upsert_incidents(conn, org_id, srid, records)
+    for kommun in kommuner:
+        grant_area(conn, f"kommun-{kommun.code}", kommun.code, GrantLevel.raw, "est demo")
     for union in unions:
         create_union_area(conn, union["code"], union["name"], list(union["of"]))
         ensure_organisation(conn, union["code"], union["name"], "lpo")
+        for code in [union["code"], *union["of"]]:
+            grant_area(conn, union["code"], code, GrantLevel.raw, "est demo")
+    ensure_organisation(conn, OPERATOR_CODE, "EST Lägesbild drift (demo)", OPERATOR_KIND)
     return results
+
+
+OPERATOR_CODE = "drift"
+DEMO_KEYS = (
+    (OPERATOR_CODE, Role.admin, "demo admin"),
+    ("kommun-1285", Role.analyst, "demo analyst"),
+    ("kommun-1285", Role.viewer, "demo viewer"),
+)
+
+
+def demo_keys(conn: Connection) -> list[tuple[str, Role, str]]:
+    """Revoke earlier demo keys and create new ones; return (organisation, role, token)."""
+    conn.execute(
+        text(
+            "UPDATE est.api_key SET revoked_at = now() "
+            "WHERE name LIKE 'demo %' AND revoked_at IS NULL"
+        )
+    )
+    return [
+        (org, role, new_key(conn, org, role, name, None).token) for org, role, name in DEMO_KEYS
+    ]
 
 
 @dataclass(frozen=True)

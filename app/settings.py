@@ -44,8 +44,32 @@ class Settings(BaseSettings):
 
     timezone: str = "Europe/Stockholm"
     retention_months: int = Field(36, ge=1)
+    archive_dir: str = Field(
+        ".data/archive", description="Where `est purge` writes what it deletes (GPKG + CSV)."
+    )
     suppression_k: int = Field(5, ge=1, description="Counts below k are hidden from viewers.")
     rounding_base: int = Field(5, ge=1, description="Counts shown to viewers are rounded to it.")
+
+    oidc_issuer: str | None = Field(None, description="Issuer (iss) of accepted OIDC tokens.")
+    oidc_audience: str | None = Field(None, description="Audience (aud) the tokens must carry.")
+    oidc_jwks_url: str | None = Field(None, description="Where the issuer's signing keys are.")
+    oidc_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256"], description="Signature algorithms accepted."
+    )
+    oidc_role_claim: str = Field("roles", description="Claim with the role (Entra app roles).")
+    oidc_org_claim: str = Field("est_org", description="Claim with the organisation code.")
+
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed browser origins.")
+    max_body_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="Largest request body.")
+    max_page_size: int = Field(10_000, ge=10, description="Largest page of items.")
+    rate_limit_per_minute: int = Field(600, ge=1, description="Requests per key and minute.")
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        if not value or any(a.lower() == "none" or a.upper().startswith("HS") for a in value):
+            raise ValueError("only asymmetric algorithms (RS256, ES256, …) are accepted")
+        return value
 
     @field_validator(
         "database_url", "app_database_url", "owner_database_url", "system_database_url"

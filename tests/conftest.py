@@ -11,20 +11,25 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from app.taxonomy import load_taxonomy
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, pool, text
 from sqlalchemy.engine import make_url
 
-from app import devdb
+from app import access, devdb
 from app.db.bootstrap import init_database
+from app.db.models import GrantLevel, Role
 from app.db.reference import sync_taxonomy
 from app.ingest.areas import load_areas, read_kommun_file
+from app.ingest.store import IncidentRecord, upsert_incidents
 from app.main import create_app
 from app.settings import APP_ROLE, OWNER_ROLE, SYSTEM_ROLE, Settings
+from app.taxonomy import load_taxonomy
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +125,91 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """A test client of the service on the session's database."""
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
+
+
+# A small world of organisations, grants, keys and incidents that the access tests share.
+WEEK = datetime(2026, 10, 5, 8, tzinfo=UTC)  # Monday of ISO week 41, 10:00 in Stockholm
+ESLOV = (393_760.0, 6_189_485.0)  # SWEREF 99 TM, Stora torget in Eslöv (kommun 1285)
+SVALOV = (378_000.0, 6_199_000.0)  # in Svalöv (kommun 1214)
+
+
+@dataclass
+class World:
+    """Tokens by (organisation, role) and the ids of the incidents each organisation owns."""
+
+    tokens: dict[tuple[str, str], str]
+    incident_ids: dict[str, list[int]]
+
+    def headers(self, organisation: str, role: str) -> dict[str, str]:
+        """Return the Authorization header of a key of that organisation and role."""
+        return {"Authorization": f"Bearer {self.tokens[(organisation, role)]}"}
+
+
+def _cluster(n: int, x: float, y: float, code: str, prefix: str, **kw: Any) -> list[IncidentRecord]:
+    return [
+        IncidentRecord(
+            source="world",
+            external_id=f"{prefix}-{i}",
+            category_code=code,
+            occurred_from=WEEK + timedelta(hours=i),
+            occurred_to=None,
+            x=x + i,
+            y=y,
+            location_precision=kw.get("precision", "address"),
+            description=kw.get("description", f"{prefix} {i}"),
+        )
+        for i in range(n)
+    ]
+
+
+# Eslöv's incidents: cells of 250 m hold 12, 7 and 3 incidents, 6 sensitive ones and 6 placed
+# at an area centroid; the viewer layer may show only the first two cells (rounded to 10, 5).
+ESLOV_INCIDENTS = [
+    *_cluster(12, ESLOV[0] + 10, ESLOV[1] + 10, "skadegorelse.klotter", "a"),
+    *_cluster(7, ESLOV[0] + 510, ESLOV[1] + 10, "tillgrepp.cykelstold", "b"),
+    *_cluster(3, ESLOV[0] + 1010, ESLOV[1] + 10, "skadegorelse.klotter", "c"),
+    *_cluster(6, ESLOV[0] + 1510, ESLOV[1] + 10, "vald.nara_relation", "d"),
+    *_cluster(6, ESLOV[0] + 2010, ESLOV[1] + 10, "trafik.olycka", "e", precision="area_centroid"),
+    *_cluster(1, ESLOV[0] + 2510, ESLOV[1] + 10, "ovrigt", "f", description='=HYPERLINK("x")'),
+]
+SVALOV_INCIDENTS = _cluster(10, SVALOV[0], SVALOV[1], "skadegorelse.klotter", "s")
+
+ORGS = {
+    "drift": ("operator", ["admin"]),
+    "kommun-1285": ("kommun", ["admin", "analyst", "reporter", "viewer", "ingest"]),
+    "kommun-1214": ("kommun", ["admin", "analyst", "viewer"]),
+    "lpo-test": ("lpo", ["analyst", "viewer"]),
+    "utan-grant": ("business", ["admin", "analyst", "reporter", "viewer", "ingest"]),
+}
+GRANTS = [
+    ("kommun-1285", "1285", GrantLevel.raw),
+    ("kommun-1214", "1214", GrantLevel.raw),
+    ("kommun-1214", "1285", GrantLevel.aggregate),
+    ("lpo-test", "1214", GrantLevel.raw),
+]
+
+
+@pytest.fixture(scope="session")
+def world(settings: Settings) -> World:
+    """Organisations with keys of every role they need, grants, and incidents."""
+    engine = create_engine(settings.role_url(SYSTEM_ROLE), poolclass=pool.NullPool)
+    tokens: dict[tuple[str, str], str] = {}
+    ids: dict[str, list[int]] = {}
+    with engine.begin() as conn:
+        for code, (kind, roles) in ORGS.items():
+            access.create_organisation(conn, code, code, kind)
+            for role in roles:
+                tokens[(code, role)] = access.new_key(conn, code, Role(role), "test", None).token
+        for org, area, level in GRANTS:
+            access.grant_area(conn, org, area, level, "test")
+        for org, records in (("kommun-1285", ESLOV_INCIDENTS), ("kommun-1214", SVALOV_INCIDENTS)):
+            org_id = access.organisation_id(conn, org)
+            upsert_incidents(conn, org_id, 3006, records)
+            ids[org] = list(
+                conn.scalars(
+                    text("SELECT id FROM est.incident WHERE organisation_id = :o ORDER BY id"),
+                    {"o": org_id},
+                )
+            )
+    engine.dispose()
+    return World(tokens=tokens, incident_ids=ids)

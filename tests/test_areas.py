@@ -8,13 +8,14 @@ from shapely import affinity
 from sqlalchemy import Engine, text
 
 from app.ingest.areas import create_union_area, load_areas, read_kommun_file
+from tests.conftest import World
 
 
-def test_the_290_kommuner_can_be_listed_through_the_api(client: TestClient) -> None:
+def test_the_290_kommuner_can_be_listed_through_the_api(client: TestClient, world: World) -> None:
     codes: list[str] = []
     url: str | None = "/api/v1/areas?kind=kommun&limit=100"
     while url:
-        page = client.get(url).json()
+        page = client.get(url, headers=world.headers("kommun-1285", "viewer")).json()
         assert page["total"] == 290
         codes += [a["code"] for a in page["items"]]
         url = page["next"]
@@ -22,14 +23,18 @@ def test_the_290_kommuner_can_be_listed_through_the_api(client: TestClient) -> N
     assert {"1214", "1285", "1276", "1083", "0765", "0180"} <= set(codes)
 
 
-def test_the_21_lan_are_loaded_with_their_names(client: TestClient) -> None:
-    page = client.get("/api/v1/areas", params={"kind": "lan", "limit": 50}).json()
+def test_the_21_lan_are_loaded_with_their_names(client: TestClient, world: World) -> None:
+    page = client.get(
+        "/api/v1/areas",
+        params={"kind": "lan", "limit": 50},
+        headers=world.headers("kommun-1285", "viewer"),
+    ).json()
     assert page["total"] == 21
     assert {"code": "12", "name": "Skåne län", "kind": "lan", "version": 1} in page["items"]
 
 
-def test_an_area_is_a_geojson_feature_in_lon_lat(client: TestClient) -> None:
-    r = client.get("/api/v1/areas/1285")
+def test_an_area_is_a_geojson_feature_in_lon_lat(client: TestClient, world: World) -> None:
+    r = client.get("/api/v1/areas/1285", headers=world.headers("kommun-1285", "viewer"))
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/geo+json"
     feature = r.json()
@@ -39,8 +44,8 @@ def test_an_area_is_a_geojson_feature_in_lon_lat(client: TestClient) -> None:
     assert 12.9 < lon < 13.7 and 55.6 < lat < 56.0  # Eslöv, in Skåne
 
 
-def test_an_unknown_area_is_a_problem_json_404(client: TestClient) -> None:
-    r = client.get("/api/v1/areas/9999")
+def test_an_unknown_area_is_a_problem_json_404(client: TestClient, world: World) -> None:
+    r = client.get("/api/v1/areas/9999", headers=world.headers("kommun-1285", "viewer"))
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"
     assert "9999" in r.json()["detail"]

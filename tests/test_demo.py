@@ -7,7 +7,6 @@ from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from app.taxonomy import load_taxonomy
 from sqlalchemy import Engine, text
 
 from app.demo import (
@@ -17,6 +16,7 @@ from app.demo import (
     parse_polisen_time,
     read_polisen_archive,
 )
+from app.taxonomy import load_taxonomy
 
 TODAY = date(2026, 11, 18)  # a Wednesday in ISO week 47
 

@@ -13,7 +13,7 @@ from app.db import migrate
 from app.db.bootstrap import init_database
 from app.main import create_app
 from app.settings import OWNER_ROLE, Settings
-from tests.conftest import settings_for
+from tests.conftest import World, settings_for
 
 
 def test_healthz_answers_while_the_process_runs(client: TestClient) -> None:
@@ -35,8 +35,10 @@ def test_unknown_route_is_a_problem_json_404(client: TestClient) -> None:
     assert r.json()["status"] == 404 and r.json()["title"] == "Not found"
 
 
-def test_invalid_query_parameter_names_the_field(client: TestClient) -> None:
-    r = client.get("/api/v1/areas", params={"limit": "many"})
+def test_invalid_query_parameter_names_the_field(client: TestClient, world: World) -> None:
+    r = client.get(
+        "/api/v1/areas", params={"limit": "many"}, headers=world.headers("kommun-1285", "viewer")
+    )
     assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
     assert "limit" in r.json()["detail"]

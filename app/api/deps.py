@@ -1,18 +1,28 @@
-"""Dependencies shared by the routes: settings and the database session."""
+"""Dependencies shared by the routes: settings, the caller, and its scoped database session."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine
+from fastapi.security import HTTPBearer
+from fastapi.security.http import HTTPBase
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app.auth import Principal, authenticate
 from app.db.engine import session_scope
-from app.errors import ServiceUnavailable
+from app.db.models import Role
+from app.errors import Forbidden, ServiceUnavailable
 from app.settings import Settings
+
+# Declared so that the OpenAPI documents show both ways to send a key; the header itself is
+# read by get_principal, which accepts either.
+_bearer = HTTPBearer(auto_error=False, description="An API key (est_…) or an OIDC token.")
+_basic = HTTPBase(scheme="basic", auto_error=False, description="Any user, the key as password.")
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -27,15 +37,79 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    """Yield a session in one transaction; a database that is down answers 503."""
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def request_id(request: Request) -> str:
+    """Return the request's id: the client's X-Request-ID when sane, else a new one."""
+    given = request.headers.get("x-request-id", "")
+    if not hasattr(request.state, "request_id"):
+        ok = 0 < len(given) <= 64 and given.replace("-", "").isalnum()
+        request.state.request_id = given if ok else uuid.uuid4().hex
+    rid: str = request.state.request_id
+    return rid
+
+
+def get_principal(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    _b: Annotated[object, Depends(_bearer)] = None,
+    _c: Annotated[object, Depends(_basic)] = None,
+) -> Principal:
+    """Return the authenticated caller; every route that touches data depends on it."""
+    try:
+        with engine.begin() as conn:
+            principal = authenticate(conn, settings, request.headers.get("authorization"))
+    except OperationalError as exc:
+        raise ServiceUnavailable("the database is not reachable; try again shortly") from exc
+    request.state.principal = principal
+    request.app.state.rate_limiter.check(principal.subject)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_session(principal: CurrentPrincipal, engine: EngineDep) -> Iterator[Session]:
+    """Yield a session in one transaction scoped to the caller's organisation and role.
+
+    SET LOCAL (set_config(..., true)) ends with the transaction, so a pooled connection never
+    carries one caller's scope into the next request.
+    """
     try:
         with session_scope(engine) as session:
+            session.execute(
+                text(
+                    "SELECT set_config('est.org_id', :org, true), "
+                    "set_config('est.role', :role, true)"
+                ),
+                {"org": str(principal.organisation_id), "role": principal.role.value},
+            )
             yield session
     except OperationalError as exc:
         raise ServiceUnavailable("the database is not reachable; try again shortly") from exc
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+    """Return a dependency that lets only the given roles through (403 for the others)."""
+    allowed = ", ".join(r.value for r in roles)
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"this needs the role {allowed}; your key has {principal.role.value}")
+        return principal
+
+    return check
+
+
+AdminPrincipal = Annotated[Principal, Depends(require_roles(Role.admin))]
+AnalystPrincipal = Annotated[Principal, Depends(require_roles(Role.analyst))]
+RawReaderPrincipal = Annotated[Principal, Depends(require_roles(Role.analyst, Role.reporter))]
+LayerReaderPrincipal = Annotated[
+    Principal, Depends(require_roles(Role.analyst, Role.viewer, Role.admin, Role.reporter))
+]

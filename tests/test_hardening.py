@@ -1,0 +1,73 @@
+"""Limits every deployment needs: body size, rate per key, CORS allow-list, docs in production."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import World
+
+
+def _client(settings: Settings, **changes: object) -> TestClient:
+    return TestClient(
+        create_app(settings.model_copy(update=changes)), raise_server_exceptions=False
+    )
+
+
+def test_a_body_over_the_limit_is_413_whether_declared_or_streamed(
+    settings: Settings, world: World
+) -> None:
+    with _client(settings, max_body_bytes=2048) as c:
+        h = world.headers("kommun-1285", "admin")
+        big = {"role": "viewer", "name": "x" * 4000}
+        declared = c.post("/api/v1/keys", json=big, headers=h)
+        assert declared.status_code == 413
+        assert declared.headers["content-type"] == "application/problem+json"
+
+        def chunks():  # no Content-Length: the server must count
+            yield b'{"role": "viewer", "name": "'
+            for _ in range(10):
+                yield b"x" * 400
+            yield b'"}'
+
+        streamed = c.post(
+            "/api/v1/keys", content=chunks(), headers={**h, "Content-Type": "application/json"}
+        )
+        assert streamed.status_code == 413
+        assert c.post("/api/v1/keys", json={"role": "viewer"}, headers=h).status_code == 201
+
+
+def test_each_key_has_its_own_rate_limit(settings: Settings, world: World) -> None:
+    with _client(settings, rate_limit_per_minute=5) as c:
+        a, b = world.headers("kommun-1285", "viewer"), world.headers("kommun-1214", "viewer")
+        statuses = [c.get("/api/v1/me", headers=a).status_code for _ in range(7)]
+        assert statuses == [200] * 5 + [429] * 2
+        limited = c.get("/api/v1/me", headers=a)
+        assert int(limited.headers["retry-after"]) >= 1
+        assert limited.headers["content-type"] == "application/problem+json"
+        assert c.get("/api/v1/me", headers=b).status_code == 200
+
+
+def test_cors_allows_only_the_listed_origins(settings: Settings) -> None:
+    with _client(settings, cors_origins=["https://karta.eslov.se"]) as c:
+        ok = c.options(
+            "/api/v1/me",
+            headers={"Origin": "https://karta.eslov.se", "Access-Control-Request-Method": "GET"},
+        )
+        bad = c.options(
+            "/api/v1/me",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        )
+    assert ok.headers.get("access-control-allow-origin") == "https://karta.eslov.se"
+    assert "access-control-allow-origin" not in bad.headers
+
+
+def test_production_turns_the_docs_ui_off_but_keeps_the_openapi_document(
+    settings: Settings,
+) -> None:
+    with _client(settings, environment="production") as c:
+        assert c.get("/docs").status_code == 404
+        assert c.get("/openapi.json").status_code == 200
+    with _client(settings) as c:
+        assert c.get("/docs").status_code == 200

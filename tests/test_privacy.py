@@ -1,0 +1,100 @@
+"""What viewers see: counts per grid cell only, whole weeks, small counts hidden, no sensitive
+categories, and never a coordinate of an incident."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import ESLOV, World
+
+WEEK_41 = {"since": "2026-10-05T00:00:00+02:00", "until": "2026-10-12T00:00:00+02:00"}
+
+
+def _grid(client: TestClient, world: World, org: str, role: str, **params: Any) -> Any:
+    query = {"area": "1285", "cell_size_m": 250, **WEEK_41, **params}
+    return client.get("/api/v1/layers/grid", params=query, headers=world.headers(org, role))
+
+
+def _counts(body: dict[str, Any]) -> dict[tuple[int, int], int]:
+    return {
+        (f["properties"]["ix"], f["properties"]["iy"]): f["properties"]["count"]
+        for f in body["features"]
+    }
+
+
+def test_viewers_see_counts_per_cell_suppressed_and_rounded(
+    client: TestClient, world: World
+) -> None:
+    r = _grid(client, world, "kommun-1285", "viewer")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
+    ix0, iy0 = int((ESLOV[0] + 10) // 250), int((ESLOV[1] + 10) // 250)
+    # 12 klotter -> 10; 7 cykelstölder -> 5; 3 klotter hidden (< 5); 6 sensitive never counted;
+    # 6 at an area centroid never counted; 1 övrigt hidden.
+    assert _counts(r.json()) == {(ix0, iy0): 10, (ix0 + 2, iy0): 5}
+
+
+def test_every_shown_count_is_a_multiple_of_the_base_and_at_least_k(
+    client: TestClient, world: World
+) -> None:
+    for size in (100, 250, 500, 1000, 5000):
+        counts = _counts(_grid(client, world, "kommun-1285", "viewer", cell_size_m=size).json())
+        assert all(c >= 5 and c % 5 == 0 for c in counts.values()), (size, counts)
+
+
+def test_layers_are_whole_weeks_whatever_times_are_asked(client: TestClient, world: World) -> None:
+    week = _grid(client, world, "kommun-1285", "viewer").json()
+    mid = _grid(
+        client,
+        world,
+        "kommun-1285",
+        "viewer",
+        since="2026-10-07T13:17:00+02:00",
+        until="2026-10-14T09:00:00+02:00",
+    ).json()
+    assert _counts(week) == _counts(mid)
+    empty = _grid(
+        client,
+        world,
+        "kommun-1285",
+        "viewer",
+        since="2026-10-05T10:00:00+02:00",
+        until="2026-10-11T23:59:00+02:00",
+    ).json()
+    assert _counts(empty) == {}  # both ends fall back to Monday 5 October: no whole week
+
+
+def test_cell_polygons_are_squares_of_the_grid_in_lon_lat(client: TestClient, world: World) -> None:
+    feature = _grid(client, world, "kommun-1285", "viewer").json()["features"][0]
+    ring = feature["geometry"]["coordinates"][0]
+    assert len(ring) == 5 and ring[0] == ring[-1]
+    lons = [p[0] for p in ring]
+    assert 13.2 < min(lons) < max(lons) < 13.4
+
+
+def test_no_raw_point_or_free_text_reaches_a_viewer(client: TestClient, world: World) -> None:
+    text = _grid(client, world, "kommun-1285", "viewer").text
+    assert "Point" not in text and "description" not in text and "HYPERLINK" not in text
+
+
+def test_an_aggregate_grant_shows_the_layer_and_no_grant_shows_nothing(
+    client: TestClient, world: World
+) -> None:
+    assert _grid(client, world, "kommun-1214", "viewer").status_code == 200
+    r = _grid(client, world, "utan-grant", "viewer")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("size", [10, 50, 99, 5001])
+def test_cells_too_small_or_too_large_are_refused(
+    client: TestClient, world: World, size: int
+) -> None:
+    assert _grid(client, world, "kommun-1285", "viewer", cell_size_m=size).status_code == 422
+
+
+def test_a_category_group_restricts_the_layer(client: TestClient, world: World) -> None:
+    tillgrepp = _counts(_grid(client, world, "kommun-1285", "viewer", group="tillgrepp").json())
+    assert list(tillgrepp.values()) == [5]
+    assert _grid(client, world, "kommun-1285", "viewer", group="nope").status_code == 404
