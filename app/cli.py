@@ -366,12 +366,9 @@ def demo(
     if keys:
         with _engine(SYSTEM_ROLE).begin() as conn:
             created = demo_keys(conn)
-        table = Table(
-            "organisation", "role", "key (earlier demo keys are revoked)", title="Demo API keys"
-        )
+        console.print("Demo API keys (earlier demo keys are revoked):")
         for org, role, token in created:
-            table.add_row(org, role.value, token)
-        console.print(table)
+            console.print(f"  {role.value:<8} {org:<12} {token}", soft_wrap=True)
         console.print("Try: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8000/api/v1/me")
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 
 def as_xy(points: Any) -> FloatArray:
@@ -42,3 +43,20 @@ def as_weights(weights: Any, n: int) -> FloatArray:
     if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError("weights must be finite and non-negative")
     return w
+
+
+def unique_points(xy: FloatArray) -> tuple[FloatArray, IntArray, IntArray]:
+    """Return the distinct rows of xy (sorted by x, then y), each row's index into them, and
+    the first row of xy holding each distinct point."""
+    # +0.0 turns -0.0 into 0.0 (one place); viewed as complex, a row sorts by x then y in one
+    # pass, several times faster than np.unique(axis=0). The stable sort keeps the first row first.
+    rows = np.ascontiguousarray(np.asarray(xy, dtype=np.float64) + 0.0)
+    if rows.ndim != 2 or rows.shape[1] != 2:
+        raise ValueError(f"points must have shape (n, 2), got {rows.shape}")
+    order = np.argsort(rows.view(np.complex128).ravel(), kind="stable")
+    ordered = rows[order]
+    starts = np.ones(len(rows), dtype=bool)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    inverse = np.empty(len(rows), dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    return ordered[starts], inverse, order[starts].astype(np.int64)
