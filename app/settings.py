@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     oidc_role_claim: str = Field("roles", description="Claim with the role (Entra app roles).")
     oidc_org_claim: str = Field("est_org", description="Claim with the organisation code.")
 
+    default_locations: list[str] = Field(
+        default_factory=list,
+        description='Points records fall back to, as "name:lon,lat"; records there are marked '
+        "area_centroid (kommun and län centroids and 0/0 are always checked).",
+    )
+    default_location_tolerance_m: float = Field(25.0, ge=0, le=1000)
+    max_batch_records: int = Field(10_000, ge=1, description="Records in one POST.")
+
     cors_origins: list[str] = Field(default_factory=list, description="Allowed browser origins.")
     max_body_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="Largest request body.")
     max_page_size: int = Field(10_000, ge=10, description="Largest page of items.")

@@ -110,6 +110,9 @@ def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
 AdminPrincipal = Annotated[Principal, Depends(require_roles(Role.admin))]
 AnalystPrincipal = Annotated[Principal, Depends(require_roles(Role.analyst))]
 RawReaderPrincipal = Annotated[Principal, Depends(require_roles(Role.analyst, Role.reporter))]
+WriterPrincipal = Annotated[
+    Principal, Depends(require_roles(Role.reporter, Role.analyst, Role.ingest))
+]
 LayerReaderPrincipal = Annotated[
     Principal, Depends(require_roles(Role.analyst, Role.viewer, Role.admin, Role.reporter))
 ]

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, create_engine, pool, text
 
 from app.db import migrate
 from app.db.models import SCHEMA
+from app.ingest.areas import refresh_accepted_area
 from app.settings import APP_ROLE, OWNER_ROLE, SYSTEM_ROLE, Settings
 
 # Role attributes: nobody but the system role may bypass row-level security, and the app role
@@ -101,6 +102,7 @@ def init_database(settings: Settings, srid: int = 3006, extent: Extent | None = 
                 ),
                 {**extent.__dict__, "srid": srid},
             )
+            refresh_accepted_area(conn)
     admin.dispose()
     owner.dispose()
     return f"database {database} ready: EPSG:{srid}, migrations at {migrate.head_revision()}"

@@ -110,6 +110,14 @@ class ChangeLabel(enum.StrEnum):
     gone = "gone"
 
 
+class ImportStatus(enum.StrEnum):
+    """Where a file import is."""
+
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
 class ActionStatus(enum.StrEnum):
     """The state of an åtgärd decided by a ledningsgrupp."""
 
@@ -130,6 +138,7 @@ class Deployment(Base):
     extent = mapped_column(_geometry("POLYGON"), nullable=True)
     extent_buffer_m: Mapped[float] = mapped_column(Double, server_default="5000")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    accepted_area = mapped_column(_geometry("MULTIPOLYGON"), nullable=True)
 
 
 class Organisation(Base):
@@ -475,3 +484,37 @@ class AuditLog(Base):
     filters: Mapped[dict[str, Any] | None]
     row_count: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ImportJob(Base):
+    """One import of a file or batch: who, when, what file (its SHA-256) and the counts."""
+
+    __tablename__ = "import_job"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    created_by: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str | None] = mapped_column(Text)
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    mapping: Mapped[dict[str, Any] | None]
+    status: Mapped[ImportStatus] = mapped_column(_enum(ImportStatus, "import_status"))
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[datetime | None]
+    counts: Mapped[dict[str, Any] | None]
+    notes: Mapped[dict[str, Any] | None]
+
+
+class IdempotencyKey(Base):
+    """The first answer to a POST sent with an Idempotency-Key, replayed on a retry."""
+
+    __tablename__ = "idempotency_key"
+
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -123,7 +123,22 @@ def load_areas(conn: Connection, areas: gpd.GeoDataFrame) -> LoadResult:
     ).all()
     created = sum(1 for r in result if r.inserted)
     updated = len(result) - created
+    if result:
+        refresh_accepted_area(conn)
     return LoadResult(created=created, updated=updated, unchanged=len(areas) - len(result))
+
+
+def refresh_accepted_area(conn: Connection) -> None:
+    """Recompute where incidents may lie: the configured extent, else the areas buffered."""
+    conn.execute(
+        text("""
+        UPDATE est.deployment d SET accepted_area = coalesce(
+            ST_Multi(d.extent),
+            (SELECT ST_Multi(ST_Buffer(ST_Union(a.geom), d.extent_buffer_m, 'quad_segs=4'))
+             FROM est.area a WHERE a.kind IN ('kommun', 'lan'))
+        )
+    """)
+    )
 
 
 def create_union_area(conn: Connection, code: str, name: str, component_codes: list[str]) -> None:

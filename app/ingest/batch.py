@@ -35,6 +35,7 @@ class RawBatch:
     - `occurred_from`, `occurred_to`: datetime64[us] in UTC, NaT when absent.
     - `x`, `y`: float64 in `crs` (for EPSG:4326 x is the longitude), NaN when absent.
     - `errors`: what the reader could not parse, by row and field (those rows are rejected).
+    - `source`: per row, when the input names it (REST bodies); None means the import's source.
     """
 
     row: npt.NDArray[np.int64]
@@ -48,6 +49,7 @@ class RawBatch:
     location_precision: ObjectArray
     description: ObjectArray
     errors: list[RowError] = field(default_factory=list)
+    source: ObjectArray | None = None
 
     def __len__(self) -> int:
         return int(self.row.size)

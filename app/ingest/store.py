@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -45,19 +46,56 @@ class IncidentRecord:
 
 @dataclass(frozen=True)
 class UpsertResult:
-    """How many records were created, updated or already stored as they are."""
+    """How many records were created, updated or already stored as they are, and which."""
 
     created: int
     updated: int
     unchanged: int
+    created_keys: frozenset[tuple[str, str]] = frozenset()
+    updated_keys: frozenset[tuple[str, str]] = frozenset()
+
+    def status(self, source: str, external_id: str) -> str:
+        """Return created, updated or unchanged for one record's key."""
+        key = (source, external_id)
+        if key in self.created_keys:
+            return "created"
+        return "updated" if key in self.updated_keys else "unchanged"
+
+
+# One staged row: row_no, source, external_id, category_code, occurred_from, occurred_to, x, y,
+# location_precision, description, created_by (times as datetimes or ISO 8601 text).
+StagedRow = tuple[Any, ...]
 
 
 def upsert_incidents(
     conn: Connection, organisation_id: int, srid: int, records: Iterable[IncidentRecord]
 ) -> UpsertResult:
-    """Store records for an organisation and place them in their areas (incident_area).
+    """Store records for an organisation and place them in their areas (incident_area)."""
+    rows = (
+        (
+            n,
+            r.source,
+            r.external_id,
+            r.category_code,
+            r.occurred_from,
+            r.occurred_to,
+            r.x,
+            r.y,
+            r.location_precision,
+            r.description,
+            r.created_by,
+        )
+        for n, r in enumerate(records, start=1)
+    )
+    return upsert_rows(conn, organisation_id, srid, rows)
 
-    Within one call a later record with the same (source, external_id) wins over an earlier one.
+
+def upsert_rows(
+    conn: Connection, organisation_id: int, srid: int, rows: Iterable[StagedRow]
+) -> UpsertResult:
+    """COPY rows into a staging table and upsert them in one statement.
+
+    Within one call a later row with the same (source, external_id) wins over an earlier one.
     """
     conn.exec_driver_sql(
         "CREATE TEMP TABLE incident_staging (row_no bigint, source text, external_id text, "
@@ -65,42 +103,30 @@ def upsert_incidents(
         "x double precision, y double precision, location_precision est.location_precision, "
         "description text, created_by text) ON COMMIT DROP"
     )
-    _copy(conn, records)
-    distinct = conn.exec_driver_sql(
-        "SELECT count(*) FROM (SELECT DISTINCT source, external_id FROM incident_staging) d"
-    ).scalar_one()
-    changed = conn.execute(text(UPSERT_SQL), {"org": organisation_id, "srid": srid}).all()
-    conn.exec_driver_sql("DROP TABLE incident_staging")
-    ids = [r.id for r in changed]
-    created = sum(1 for r in changed if r.inserted)
-    if ids:
-        place_in_areas(conn, ids)
-    return UpsertResult(created=created, updated=len(ids) - created, unchanged=distinct - len(ids))
-
-
-def _copy(conn: Connection, records: Iterable[IncidentRecord]) -> None:
     raw = conn.connection.driver_connection
     assert raw is not None
     with (
         raw.cursor() as cur,
         cur.copy(f"COPY incident_staging ({', '.join(STAGING_COLUMNS)}) FROM STDIN") as copy,
     ):
-        for n, r in enumerate(records, start=1):
-            copy.write_row(
-                (
-                    n,
-                    r.source,
-                    r.external_id,
-                    r.category_code,
-                    r.occurred_from,
-                    r.occurred_to,
-                    r.x,
-                    r.y,
-                    r.location_precision,
-                    r.description,
-                    r.created_by,
-                )
-            )
+        for row in rows:
+            copy.write_row(row)
+    distinct = conn.exec_driver_sql(
+        "SELECT count(*) FROM (SELECT DISTINCT source, external_id FROM incident_staging) d"
+    ).scalar_one()
+    changed = conn.execute(text(UPSERT_SQL), {"org": organisation_id, "srid": srid}).all()
+    conn.exec_driver_sql("DROP TABLE incident_staging")
+    if changed:
+        place_in_areas(conn, [r.id for r in changed])
+    created = frozenset((r.source, r.external_id) for r in changed if r.inserted)
+    updated = frozenset((r.source, r.external_id) for r in changed if not r.inserted)
+    return UpsertResult(
+        created=len(created),
+        updated=len(updated),
+        unchanged=distinct - len(changed),
+        created_keys=created,
+        updated_keys=updated,
+    )
 
 
 UPSERT_SQL = """
@@ -130,7 +156,7 @@ WHERE (i.category_code, i.occurred_from, i.occurred_to, i.location_precision, i.
                         EXCLUDED.location_precision, EXCLUDED.description)
    OR NOT ST_Equals(i.geom, EXCLUDED.geom)
    OR i.deleted_at IS NOT NULL
-RETURNING i.id, (xmax = 0) AS inserted
+RETURNING i.id, i.source, i.external_id, (xmax = 0) AS inserted
 """
 
 

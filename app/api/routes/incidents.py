@@ -9,7 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from app import audit
-from app.api.deps import RawReaderPrincipal, SessionDep, SettingsDep, request_id
+from app.api.deps import (
+    RawReaderPrincipal,
+    SessionDep,
+    SettingsDep,
+    request_id,
+)
 from app.errors import NotFound, Unprocessable
 from app.exports import csv_lines
 from app.incidents import IncidentFilter, count_visible, visible_incident, visible_incidents

@@ -1,0 +1,310 @@
+"""Validation: a RawBatch in, storable rows in the storage CRS and per-row rejections out.
+
+Every check names the row and the field. Checks run on whole columns (numpy) so the bulk path
+validates a batch at once; only free text is looked at row by row.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+
+from app.db.models import LocationPrecision
+from app.ingest.batch import RawBatch, RowError
+from app.ingest.screening import screen_text
+
+PRECISIONS = {p.value for p in LocationPrecision}
+MAX_ID = 128
+MAX_SOURCE = 64
+MAX_TEXT = 4000
+
+
+@dataclass(frozen=True)
+class DefaultLocation:
+    """A place records fall back to when their real location is unknown (a kommun centroid)."""
+
+    name: str
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    """What validation needs to know about the deployment."""
+
+    srid: int
+    accepted_area: shapely.Geometry
+    categories: frozenset[str]
+    now: datetime
+    default_locations: tuple[DefaultLocation, ...] = ()
+    default_tolerance_m: float = 25.0
+    max_clock_skew: timedelta = timedelta(minutes=5)
+    shared_point_warning: int = 50
+
+
+@dataclass
+class Validated:
+    """The rows that passed, as columns in the storage CRS, plus rejections and notes."""
+
+    row: npt.NDArray[np.int64]
+    source: npt.NDArray[np.object_]
+    external_id: npt.NDArray[np.object_]
+    category: npt.NDArray[np.object_]
+    occurred_from: npt.NDArray[np.datetime64]
+    occurred_to: npt.NDArray[np.datetime64]
+    x: npt.NDArray[np.float64]
+    y: npt.NDArray[np.float64]
+    location_precision: npt.NDArray[np.object_]
+    description: npt.NDArray[np.object_]
+    rejected: list[RowError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    masked: dict[int, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.row.size)
+
+
+class _Rejections:
+    """Collects the first error of each row (one clear reason beats a list of consequences)."""
+
+    def __init__(self, rows: npt.NDArray[np.int64]) -> None:
+        self.rows = rows
+        self.bad = np.zeros(rows.size, dtype=bool)
+        self.errors: list[RowError] = []
+
+    def add(
+        self, mask: npt.NDArray[np.bool_], field_name: str, reason: str | Callable[[int], str]
+    ) -> None:
+        """Reject the rows in mask not rejected yet; reason may depend on the row's index."""
+        new = mask & ~self.bad
+        for i in np.flatnonzero(new):
+            text = reason(int(i)) if callable(reason) else reason
+            self.errors.append(RowError(int(self.rows[i]), field_name, text))
+        self.bad |= new
+
+
+def _is_blank(values: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
+    return np.array([v is None or (isinstance(v, str) and not v.strip()) for v in values], bool)
+
+
+def validate(batch: RawBatch, ctx: IngestContext, source: str | None = None) -> Validated:
+    """Check every row of a batch; return the rows that can be stored and why the others cannot.
+
+    `source` names the rows whose batch gives none (a file import's --source).
+    """
+    rej = _Rejections(batch.row)
+    by_row = {int(r): i for i, r in enumerate(batch.row)}
+    for e in batch.errors:
+        i = by_row.get(e.row)
+        if i is not None and not rej.bad[i]:
+            rej.errors.append(e)
+            rej.bad[i] = True
+
+    sources = (
+        np.full(len(batch), source, dtype=object) if batch.source is None else batch.source.copy()
+    )
+    if source is not None:
+        sources[_is_blank(sources)] = source
+    rej.add(_is_blank(sources), "source", "missing")
+    long_source = np.array([isinstance(v, str) and len(v) > MAX_SOURCE for v in sources])
+    rej.add(long_source, "source", f"longer than {MAX_SOURCE} characters")
+    rej.add(_is_blank(batch.external_id), "external_id", "missing")
+    too_long = np.array([isinstance(v, str) and len(v) > MAX_ID for v in batch.external_id])
+    rej.add(too_long, "external_id", f"longer than {MAX_ID} characters")
+
+    rej.add(_is_blank(batch.category), "category", "missing")
+    unknown = np.array([isinstance(c, str) and c not in ctx.categories for c in batch.category])
+    rej.add(
+        unknown,
+        "category",
+        lambda i: f"unknown category {batch.category[i]!r}",
+    )
+
+    _check_times(batch, ctx, rej)
+    x, y = _check_location(batch, ctx, rej)
+
+    precision = np.array(
+        [p if isinstance(p, str) and p else "exact" for p in batch.location_precision], object
+    )
+    bad_precision = np.array([p not in PRECISIONS for p in precision])
+    rej.add(
+        bad_precision,
+        "location_precision",
+        lambda i: f"{precision[i]!r} is not one of {', '.join(sorted(PRECISIONS))}",
+    )
+
+    description, masked, text_notes = _check_text(batch, rej)
+    keep = ~rej.bad
+    notes = text_notes
+    notes += _mark_default_locations(x, y, precision, keep, ctx)
+    notes += _shared_points(x, y, precision, keep, ctx)
+    return Validated(
+        row=batch.row[keep],
+        source=sources[keep],
+        external_id=batch.external_id[keep],
+        category=batch.category[keep],
+        occurred_from=batch.occurred_from[keep],
+        occurred_to=batch.occurred_to[keep],
+        x=x[keep],
+        y=y[keep],
+        location_precision=precision[keep],
+        description=description[keep],
+        rejected=sorted(rej.errors, key=lambda e: e.row),
+        notes=notes,
+        masked={int(batch.row[i]): m for i, m in masked.items() if keep[i]},
+    )
+
+
+def _check_times(batch: RawBatch, ctx: IngestContext, rej: _Rejections) -> None:
+    start, end = batch.occurred_from, batch.occurred_to
+    rej.add(np.isnat(start), "occurred_from", "missing")
+    limit = np.datetime64((ctx.now + ctx.max_clock_skew).replace(tzinfo=None), "us")
+    rej.add(~np.isnat(start) & (start > limit), "occurred_from", "lies in the future")
+    rej.add(~np.isnat(end) & (end > limit), "occurred_to", "lies in the future")
+    before = ~np.isnat(end) & ~np.isnat(start) & (end < start)
+    rej.add(before, "occurred_to", "is before occurred_from")
+
+
+def _transformer(crs: str, srid: int) -> Transformer:
+    try:
+        source = CRS.from_user_input(crs)
+    except CRSError:
+        raise ValueError(f"unknown CRS {crs!r}") from None
+    return Transformer.from_crs(source, srid, always_xy=True)
+
+
+def _check_location(
+    batch: RawBatch, ctx: IngestContext, rej: _Rejections
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    bx, by = batch.x.astype(np.float64), batch.y.astype(np.float64)
+    missing = np.isnan(bx) | np.isnan(by)
+    rej.add(missing, "location", "no location (coordinates are missing)")
+    finite = np.isfinite(bx) & np.isfinite(by)
+    rej.add(~missing & ~finite, "location", "coordinates are not finite numbers")
+    to_storage = _transformer(batch.crs, ctx.srid)
+    ok = finite & ~rej.bad
+    x = np.full(bx.size, np.nan)
+    y = np.full(by.size, np.nan)
+    if ok.any():
+        x[ok], y[ok] = to_storage.transform(bx[ok], by[ok], errcheck=False)
+    inside = np.zeros(bx.size, dtype=bool)
+    usable = ok & np.isfinite(x) & np.isfinite(y)
+    inside[usable] = shapely.contains_xy(ctx.accepted_area, x[usable], y[usable])
+    outside = ok & ~inside
+    if outside.any():
+        sx = np.full(bx.size, np.nan)
+        sy = np.full(by.size, np.nan)
+        sx[outside], sy[outside] = to_storage.transform(by[outside], bx[outside], errcheck=False)
+        swapped = np.zeros(bx.size, dtype=bool)
+        good = outside & np.isfinite(sx) & np.isfinite(sy)
+        swapped[good] = shapely.contains_xy(ctx.accepted_area, sx[good], sy[good])
+        geographic = CRS.from_user_input(batch.crs).is_geographic
+        names = ("longitude", "latitude") if geographic else ("x", "y")
+
+        def reason(i: int) -> str:
+            if swapped[i]:
+                return (
+                    f"{names[1]} and {names[0]} look swapped: ({names[0]}={by[i]}, "
+                    f"{names[1]}={bx[i]}) lies inside the accepted extent; send them the other "
+                    "way round"
+                )
+            return f"({bx[i]}, {by[i]}) in {batch.crs} lies outside the accepted extent"
+
+        rej.add(outside, "location", reason)
+    return x, y
+
+
+def _check_text(
+    batch: RawBatch, rej: _Rejections
+) -> tuple[npt.NDArray[np.object_], dict[int, str], list[str]]:
+    out = np.empty(len(batch), dtype=object)
+    masked: dict[int, str] = {}
+    counts: Counter[str] = Counter()
+    for i, value in enumerate(batch.description):
+        if value is None:
+            out[i] = None
+            continue
+        if "\x00" in value:
+            rej.add(_one(i, len(batch)), "description", "contains a NUL byte")
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            rej.add(_one(i, len(batch)), "description", "contains a lone surrogate (not UTF-8)")
+            continue
+        text = unicodedata.normalize("NFC", value).strip()
+        if not text:
+            rej.add(_one(i, len(batch)), "description", "is empty: leave the field out instead")
+            continue
+        if len(text) > MAX_TEXT:
+            rej.add(_one(i, len(batch)), "description", f"longer than {MAX_TEXT} characters")
+            continue
+        screened = screen_text(text)
+        if screened.personal_numbers or screened.plates:
+            counts["personnummer"] += screened.personal_numbers
+            counts["registreringsnummer"] += screened.plates
+            masked[i] = screened.text
+        out[i] = screened.text
+    notes = []
+    if counts["personnummer"]:
+        notes.append(f"{counts['personnummer']} personal identity numbers were masked in free text")
+    if counts["registreringsnummer"]:
+        notes.append(
+            f"{counts['registreringsnummer']} vehicle registration numbers were masked in free text"
+        )
+    return out, masked, notes
+
+
+def _one(i: int, n: int) -> npt.NDArray[np.bool_]:
+    mask = np.zeros(n, dtype=bool)
+    mask[i] = True
+    return mask
+
+
+def _mark_default_locations(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    precision: npt.NDArray[np.object_],
+    keep: npt.NDArray[np.bool_],
+    ctx: IngestContext,
+) -> list[str]:
+    notes = []
+    for place in ctx.default_locations:
+        near = keep & (np.hypot(x - place.x, y - place.y) <= ctx.default_tolerance_m)
+        near &= precision != "area_centroid"
+        if near.any():
+            precision[near] = "area_centroid"
+            notes.append(f"{int(near.sum())} records at {place.name}, marked area_centroid")
+    return notes
+
+
+def _shared_points(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    precision: npt.NDArray[np.object_],
+    keep: npt.NDArray[np.bool_],
+    ctx: IngestContext,
+) -> list[str]:
+    real = keep & (precision != "area_centroid")
+    if not real.any():
+        return []
+    points, counts = np.unique(np.column_stack([x[real], y[real]]), axis=0, return_counts=True)
+    to_lonlat = Transformer.from_crs(ctx.srid, 4326, always_xy=True)
+    notes = []
+    for (px, py), count in zip(points, counts, strict=True):
+        if count >= ctx.shared_point_warning:
+            lon, lat = to_lonlat.transform(px, py)
+            notes.append(
+                f"warning: {count} records share the point lon {lon:.5f}, lat {lat:.5f}; kept as "
+                "they are (a repeat victim is possible), check that it is not a default location"
+            )
+    return notes

@@ -1,0 +1,142 @@
+"""Validation of a batch: each bad row is named with its field and reason; good rows pass."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from shapely import box
+
+from app.ingest.batch import RawBatch, RowError
+from app.ingest.validate import DefaultLocation, IngestContext, validate
+
+NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
+# a box around Skåne in SWEREF 99 TM
+CTX = IngestContext(
+    srid=3006,
+    accepted_area=box(300_000, 6_130_000, 500_000, 6_280_000),
+    categories=frozenset({"skadegorelse.klotter", "tillgrepp.cykelstold"}),
+    now=NOW,
+    default_locations=(DefaultLocation("the centroid of Eslöv kommun", 395_000.0, 6_190_000.0),),
+)
+GOOD = {
+    "external_id": "r1",
+    "category": "skadegorelse.klotter",
+    "occurred_from": "2026-11-20T21:15:00",
+    "occurred_to": None,
+    "x": 13.3035,
+    "y": 55.8392,
+    "location_precision": "address",
+    "description": "Klotter",
+}
+
+
+def batch(*changes: dict[str, object], crs: str = "EPSG:4326") -> RawBatch:
+    rows = [{**GOOD, "external_id": f"r{i + 1}", **c} for i, c in enumerate(changes)]
+
+    def col(name: str) -> np.ndarray:
+        return np.array([r[name] for r in rows], dtype=object)
+
+    def times(name: str) -> np.ndarray:
+        return np.array([r[name] or "NaT" for r in rows], dtype="datetime64[us]")
+
+    return RawBatch(
+        row=np.arange(1, len(rows) + 1, dtype=np.int64),
+        external_id=col("external_id"),
+        category=col("category"),
+        occurred_from=times("occurred_from"),
+        occurred_to=times("occurred_to"),
+        x=np.array([r["x"] for r in rows], dtype=float),
+        y=np.array([r["y"] for r in rows], dtype=float),
+        crs=crs,
+        location_precision=col("location_precision"),
+        description=col("description"),
+    )
+
+
+def only_error(b: RawBatch) -> RowError:
+    v = validate(b, CTX, source="test")
+    assert len(v) == 0 and len(v.rejected) == 1
+    return v.rejected[0]
+
+
+def test_a_good_row_passes_and_is_transformed_to_the_storage_crs() -> None:
+    v = validate(batch({}), CTX, source="test")
+    assert v.rejected == [] and len(v) == 1
+    assert abs(v.x[0] - 393_760) < 5 and abs(v.y[0] - 6_189_485) < 5
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"x": np.nan, "y": np.nan}, "location", "no location"),
+        ({"x": np.inf}, "location", "not finite"),
+        ({"x": 1e300, "y": 1e300}, "location", "outside"),
+        ({"x": 18.07, "y": 59.33}, "location", "outside the accepted extent"),  # Stockholm
+        ({"x": 55.8392, "y": 13.3035}, "location", "look swapped"),
+        ({"category": "nope"}, "category", "unknown category 'nope'"),
+        ({"category": None}, "category", "missing"),
+        ({"external_id": ""}, "external_id", "missing"),
+        ({"external_id": "x" * 129}, "external_id", "longer than 128"),
+        ({"occurred_from": None}, "occurred_from", "missing"),
+        ({"occurred_from": "2026-11-22T12:30:00"}, "occurred_from", "future"),
+        ({"occurred_to": "2026-11-20T20:00:00"}, "occurred_to", "before occurred_from"),
+        ({"description": "a\x00b"}, "description", "NUL"),
+        ({"description": "a\ud800b"}, "description", "lone surrogate"),
+        ({"description": "   "}, "description", "empty"),
+        ({"description": "x" * 4001}, "description", "longer than 4000"),
+        ({"location_precision": "roughly"}, "location_precision", "is not one of"),
+    ],
+)
+def test_each_bad_value_is_rejected_naming_row_field_and_reason(
+    change: dict[str, object], field: str, words: str
+) -> None:
+    error = only_error(batch(change))
+    assert (error.row, error.field) == (1, field)
+    assert words in error.reason
+
+
+def test_swapped_coordinates_name_the_fix() -> None:
+    error = only_error(batch({"x": 55.8392, "y": 13.3035}))
+    assert "longitude=13.3035" in error.reason and "latitude=55.8392" in error.reason
+
+
+def test_a_small_clock_skew_is_tolerated() -> None:
+    assert validate(batch({"occurred_from": "2026-11-22T12:04:00"}), CTX, "t").rejected == []
+
+
+def test_text_is_nfc_normalised_and_personal_numbers_masked() -> None:
+    v = validate(batch({"description": "Fo\u0308retag, anma\u0308lare 811218-9876"}), CTX, "t")
+    assert v.description[0] == "Företag, anmälare [personnummer]"
+    assert v.masked == {1: "Företag, anmälare [personnummer]"}
+    assert any("1 personal identity numbers were masked" in n for n in v.notes)
+
+
+def test_records_at_a_kommun_centroid_are_marked_and_reported() -> None:
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(3006, 4326, always_xy=True).transform(395_005.0, 6_190_000.0)
+    v = validate(batch({"x": lon, "y": lat}, {"x": lon, "y": lat}, {}), CTX, "t")
+    assert list(v.location_precision) == ["area_centroid", "area_centroid", "address"]
+    assert v.notes == ["2 records at the centroid of Eslöv kommun, marked area_centroid"]
+
+
+def test_many_records_on_one_point_warn_but_are_kept() -> None:
+    ctx = IngestContext(**{**CTX.__dict__, "shared_point_warning": 3})
+    v = validate(batch({}, {}, {}, {"x": 13.2}), ctx, "t")
+    assert len(v) == 4 and list(v.location_precision) == ["address"] * 4
+    assert len([n for n in v.notes if n.startswith("warning: 3 records share")]) == 1
+
+
+def test_errors_from_the_reader_reject_their_rows_and_others_pass() -> None:
+    b = batch({}, {}, {})
+    b.errors.append(RowError(2, "occurred_from", "not a time: 'igår'"))
+    v = validate(b, CTX, "t")
+    assert list(v.row) == [1, 3]
+    assert v.rejected == [RowError(2, "occurred_from", "not a time: 'igår'")]
+
+
+def test_rows_without_a_source_are_rejected_when_the_import_names_none() -> None:
+    v = validate(batch({}), CTX, source=None)
+    assert [(e.field, e.reason) for e in v.rejected] == [("source", "missing")]
