@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
 import shapely
 from pyproj import Transformer
 from shapely import wkb
 from sqlalchemy import Connection, text
 
 from app.ingest.batch import RawBatch, RowError
-from app.ingest.store import StagedRow, UpsertResult, upsert_rows
+from app.ingest.store import Staging, UpsertResult
 from app.ingest.validate import DefaultLocation, IngestContext, Validated, validate
 from app.settings import Settings
 
@@ -80,28 +82,27 @@ class BatchOutcome:
         return self.validated.rejected
 
 
-def _iso(values: np.ndarray) -> list[str | None]:
-    text_values = np.datetime_as_string(values, unit="us")
-    return [None if np.isnat(v) else t + "Z" for v, t in zip(values, text_values, strict=True)]
+def _iso(values: npt.NDArray[np.datetime64]) -> npt.NDArray[np.str_]:
+    text_values = np.datetime_as_string(values, unit="us", timezone="UTC")
+    return np.where(np.isnat(values), "", text_values)
 
 
-def staged_rows(v: Validated, created_by: str) -> list[StagedRow]:
-    """Turn validated columns into rows for COPY."""
-    return list(
-        zip(
-            v.row.tolist(),
-            v.source.tolist(),
-            v.external_id.tolist(),
-            v.category.tolist(),
-            _iso(v.occurred_from),
-            _iso(v.occurred_to),
-            v.x.tolist(),
-            v.y.tolist(),
-            v.location_precision.tolist(),
-            v.description.tolist(),
-            [created_by] * len(v),
-            strict=True,
-        )
+def staged_frame(v: Validated, created_by: str) -> pd.DataFrame:
+    """Return validated columns as a frame in the staging table's layout."""
+    return pd.DataFrame(
+        {
+            "row_no": v.row,
+            "source": v.source,
+            "external_id": v.external_id,
+            "category_code": v.category,
+            "occurred_from": _iso(v.occurred_from),
+            "occurred_to": _iso(v.occurred_to),
+            "x": v.x,
+            "y": v.y,
+            "location_precision": v.location_precision,
+            "description": v.description,
+            "created_by": created_by,
+        }
     )
 
 
@@ -118,8 +119,9 @@ def ingest_batch(
     validated = validate(batch, ctx, source)
     if validated.rejected and not store_when_rejected:
         return BatchOutcome(validated, UpsertResult(0, 0, 0))
-    stored = upsert_rows(conn, organisation_id, ctx.srid, staged_rows(validated, created_by))
-    return BatchOutcome(validated, stored)
+    staging = Staging(conn)
+    staging.copy_frame(staged_frame(validated, created_by))
+    return BatchOutcome(validated, staging.apply(organisation_id, ctx.srid))
 
 
 def record_results(outcome: BatchOutcome) -> list[dict[str, Any]]:

@@ -6,11 +6,13 @@ when something changed and leaves it alone otherwise, so imports can be repeated
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Connection, text
 
 STAGING_COLUMNS = (
@@ -97,36 +99,70 @@ def upsert_rows(
 
     Within one call a later row with the same (source, external_id) wins over an earlier one.
     """
-    conn.exec_driver_sql(
-        "CREATE TEMP TABLE incident_staging (row_no bigint, source text, external_id text, "
-        "category_code text, occurred_from timestamptz, occurred_to timestamptz, "
-        "x double precision, y double precision, location_precision est.location_precision, "
-        "description text, created_by text) ON COMMIT DROP"
-    )
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with (
-        raw.cursor() as cur,
-        cur.copy(f"COPY incident_staging ({', '.join(STAGING_COLUMNS)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
-    distinct = conn.exec_driver_sql(
-        "SELECT count(*) FROM (SELECT DISTINCT source, external_id FROM incident_staging) d"
-    ).scalar_one()
-    changed = conn.execute(text(UPSERT_SQL), {"org": organisation_id, "srid": srid}).all()
-    conn.exec_driver_sql("DROP TABLE incident_staging")
-    if changed:
-        place_in_areas(conn, [r.id for r in changed])
-    created = frozenset((r.source, r.external_id) for r in changed if r.inserted)
-    updated = frozenset((r.source, r.external_id) for r in changed if not r.inserted)
-    return UpsertResult(
-        created=len(created),
-        updated=len(updated),
-        unchanged=distinct - len(changed),
-        created_keys=created,
-        updated_keys=updated,
-    )
+    staging = Staging(conn)
+    staging.copy_rows(rows)
+    return staging.apply(organisation_id, srid)
+
+
+class Staging:
+    """A temporary table that takes any number of COPYs and is applied with one upsert."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE incident_staging (row_no bigint, source text, external_id text, "
+            "category_code text, occurred_from timestamptz, occurred_to timestamptz, "
+            "x double precision, y double precision, "
+            "location_precision est.location_precision, description text, created_by text) "
+            "ON COMMIT DROP"
+        )
+
+    def _cursor(self) -> Any:
+        raw = self.conn.connection.driver_connection
+        assert raw is not None
+        return raw.cursor()
+
+    def copy_rows(self, rows: Iterable[StagedRow]) -> None:
+        """COPY rows given as tuples (the few-records path)."""
+        columns = ", ".join(STAGING_COLUMNS)
+        with self._cursor() as cur, cur.copy(f"COPY incident_staging ({columns}) FROM STDIN") as cp:
+            for row in rows:
+                cp.write_row(row)
+
+    def copy_frame(self, frame: pd.DataFrame) -> None:
+        """COPY a frame with the staging columns as CSV text, formatted in C by pandas.
+
+        Empty fields are NULL in COPY's CSV format; validation has already refused empty text,
+        so no value is lost that way.
+        """
+        buffer = io.StringIO()
+        frame.loc[:, list(STAGING_COLUMNS)].to_csv(buffer, header=False, index=False)
+        columns = ", ".join(STAGING_COLUMNS)
+        with (
+            self._cursor() as cur,
+            cur.copy(f"COPY incident_staging ({columns}) FROM STDIN (FORMAT csv)") as cp,
+        ):
+            cp.write(buffer.getvalue())
+
+    def apply(self, organisation_id: int, srid: int) -> UpsertResult:
+        """Upsert everything staged for the organisation and place changed incidents in areas."""
+        conn = self.conn
+        distinct = conn.exec_driver_sql(
+            "SELECT count(*) FROM (SELECT DISTINCT source, external_id FROM incident_staging) d"
+        ).scalar_one()
+        changed = conn.execute(text(UPSERT_SQL), {"org": organisation_id, "srid": srid}).all()
+        conn.exec_driver_sql("DROP TABLE incident_staging")
+        if changed:
+            place_in_areas(conn, [r.id for r in changed])
+        created = frozenset((r.source, r.external_id) for r in changed if r.inserted)
+        updated = frozenset((r.source, r.external_id) for r in changed if not r.inserted)
+        return UpsertResult(
+            created=len(created),
+            updated=len(updated),
+            unchanged=distinct - len(changed),
+            created_keys=created,
+            updated_keys=updated,
+        )
 
 
 UPSERT_SQL = """
