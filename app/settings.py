@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         "area_centroid (kommun and län centroids and 0/0 are always checked).",
     )
     default_location_tolerance_m: float = Field(25.0, ge=0, le=1000)
+    shared_point_warning: int = Field(
+        50, ge=2, description="Warn when this many records of one import share a point."
+    )
     max_batch_records: int = Field(10_000, ge=1, description="Records in one POST.")
 
     cors_origins: list[str] = Field(default_factory=list, description="Allowed browser origins.")

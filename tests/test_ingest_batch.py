@@ -63,3 +63,23 @@ def test_the_centroids_of_loaded_areas_are_default_locations(
         names = {p.name for p in ctx.default_locations}
     assert "the centroid of Eslöv kommun" in names and "the centroid of Skåne län" in names
     assert len(names) == 290 + 21 + 1  # kommuner, län and 0/0
+
+
+def test_many_records_on_one_point_are_kept_with_a_warning(
+    app_engine: Engine, settings: Settings, world: object
+) -> None:
+    with as_caller(app_engine, "kommun-1285", "ingest") as conn:
+        org = organisation_id(conn, "kommun-1285")
+        ctx = ingest_context(conn, settings, now=NOW)
+        outcome = ingest_batch(
+            conn,
+            ctx,
+            org,
+            "key:test",
+            batch({}, {}, {}, {"x": 13.2}),
+            source="shared-test",
+            shared_point_warning=3,
+        )
+    assert outcome.stored.created == 4
+    warnings = [n for n in outcome.notes if n.startswith("warning: 3 records share the point")]
+    assert len(warnings) == 1 and "lon 13.30350, lat 55.83920" in warnings[0]

@@ -9,7 +9,7 @@ import pytest
 from shapely import box
 
 from app.ingest.batch import RawBatch, RowError
-from app.ingest.validate import DefaultLocation, IngestContext, validate
+from app.ingest.validate import DefaultLocation, IngestContext, describe, validate
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 # a box around Skåne in SWEREF 99 TM
@@ -110,7 +110,10 @@ def test_text_is_nfc_normalised_and_personal_numbers_masked() -> None:
     v = validate(batch({"description": "Fo\u0308retag, anma\u0308lare 811218-9876"}), CTX, "t")
     assert v.description[0] == "Företag, anmälare [personnummer]"
     assert v.masked == {1: "Företag, anmälare [personnummer]"}
-    assert any("1 personal identity numbers were masked" in n for n in v.notes)
+    assert +v.masked_counts == {"personnummer": 1}
+    assert describe(v.masked_counts, v.at_default_location, []) == [
+        "1 personal identity numbers were masked in free text"
+    ]
 
 
 def test_records_at_a_kommun_centroid_are_marked_and_reported() -> None:
@@ -119,14 +122,9 @@ def test_records_at_a_kommun_centroid_are_marked_and_reported() -> None:
     lon, lat = Transformer.from_crs(3006, 4326, always_xy=True).transform(395_005.0, 6_190_000.0)
     v = validate(batch({"x": lon, "y": lat}, {"x": lon, "y": lat}, {}), CTX, "t")
     assert list(v.location_precision) == ["area_centroid", "area_centroid", "address"]
-    assert v.notes == ["2 records at the centroid of Eslöv kommun, marked area_centroid"]
-
-
-def test_many_records_on_one_point_warn_but_are_kept() -> None:
-    ctx = IngestContext(**{**CTX.__dict__, "shared_point_warning": 3})
-    v = validate(batch({}, {}, {}, {"x": 13.2}), ctx, "t")
-    assert len(v) == 4 and list(v.location_precision) == ["address"] * 4
-    assert len([n for n in v.notes if n.startswith("warning: 3 records share")]) == 1
+    assert describe(v.masked_counts, v.at_default_location, []) == [
+        "2 records at the centroid of Eslöv kommun, marked area_centroid"
+    ]
 
 
 def test_errors_from_the_reader_reject_their_rows_and_others_pass() -> None:

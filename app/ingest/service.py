@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 
 from app.ingest.batch import RawBatch, RowError
 from app.ingest.store import Staging, UpsertResult
-from app.ingest.validate import DefaultLocation, IngestContext, Validated, validate
+from app.ingest.validate import DefaultLocation, IngestContext, Validated, describe, validate
 from app.settings import Settings
 
 
@@ -71,10 +71,11 @@ def _configured(values: list[str]) -> list[tuple[str, float, float]]:
 
 @dataclass
 class BatchOutcome:
-    """What happened to one batch: the validation and the store's counts."""
+    """What happened to one batch: the validation, the store's counts and the notes."""
 
     validated: Validated
     stored: UpsertResult
+    notes: list[str]
 
     @property
     def rejected(self) -> list[RowError]:
@@ -114,14 +115,18 @@ def ingest_batch(
     batch: RawBatch,
     source: str | None = None,
     store_when_rejected: bool = True,
+    shared_point_warning: int = 50,
 ) -> BatchOutcome:
     """Validate a batch and store its valid rows (all of them, or none when any is rejected)."""
     validated = validate(batch, ctx, source)
     if validated.rejected and not store_when_rejected:
-        return BatchOutcome(validated, UpsertResult(0, 0, 0))
+        return BatchOutcome(validated, UpsertResult(0, 0, 0), [])
     staging = Staging(conn)
     staging.copy_frame(staged_frame(validated, created_by))
-    return BatchOutcome(validated, staging.apply(organisation_id, ctx.srid))
+    shared = staging.shared_points(ctx.srid, shared_point_warning)
+    stored = staging.apply(organisation_id, ctx.srid)
+    notes = describe(validated.masked_counts, validated.at_default_location, shared)
+    return BatchOutcome(validated, stored, notes)
 
 
 def record_results(outcome: BatchOutcome) -> list[dict[str, Any]]:

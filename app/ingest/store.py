@@ -144,6 +144,22 @@ class Staging:
         ):
             cp.write(buffer.getvalue())
 
+    def shared_points(self, srid: int, at_least: int) -> list[tuple[float, float, int]]:
+        """Return (lon, lat, count) of points that at least `at_least` staged records share,
+        leaving out area centroids (sharing those is expected)."""
+        rows = self.conn.execute(
+            text("""
+                SELECT ST_X(p) AS lon, ST_Y(p) AS lat, n FROM (
+                    SELECT ST_Transform(ST_SetSRID(ST_MakePoint(x, y), :srid), 4326) AS p,
+                           count(*) AS n
+                    FROM incident_staging WHERE location_precision <> 'area_centroid'
+                    GROUP BY x, y HAVING count(*) >= :n) s
+                ORDER BY n DESC, lon, lat
+            """),
+            {"srid": srid, "n": at_least},
+        ).all()
+        return [(r.lon, r.lat, int(r.n)) for r in rows]
+
     def apply(self, organisation_id: int, srid: int) -> UpsertResult:
         """Upsert everything staged for the organisation and place changed incidents in areas."""
         conn = self.conn

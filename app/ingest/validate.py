@@ -48,7 +48,6 @@ class IngestContext:
     default_locations: tuple[DefaultLocation, ...] = ()
     default_tolerance_m: float = 25.0
     max_clock_skew: timedelta = timedelta(minutes=5)
-    shared_point_warning: int = 50
 
 
 @dataclass
@@ -66,8 +65,9 @@ class Validated:
     location_precision: npt.NDArray[np.object_]
     description: npt.NDArray[np.object_]
     rejected: list[RowError] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     masked: dict[int, str] = field(default_factory=dict)
+    masked_counts: Counter[str] = field(default_factory=Counter)
+    at_default_location: Counter[str] = field(default_factory=Counter)
 
     def __len__(self) -> int:
         return int(self.row.size)
@@ -142,11 +142,9 @@ def validate(batch: RawBatch, ctx: IngestContext, source: str | None = None) -> 
         lambda i: f"{precision[i]!r} is not one of {', '.join(sorted(PRECISIONS))}",
     )
 
-    description, masked, text_notes = _check_text(batch, rej)
+    description, masked, masked_counts = _check_text(batch, rej)
     keep = ~rej.bad
-    notes = text_notes
-    notes += _mark_default_locations(x, y, precision, keep, ctx)
-    notes += _shared_points(x, y, precision, keep, ctx)
+    at_default = _mark_default_locations(x, y, precision, keep, ctx)
     return Validated(
         row=batch.row[keep],
         source=sources[keep],
@@ -159,7 +157,8 @@ def validate(batch: RawBatch, ctx: IngestContext, source: str | None = None) -> 
         location_precision=precision[keep],
         description=description[keep],
         rejected=sorted(rej.errors, key=lambda e: e.row),
-        notes=notes,
+        masked_counts=masked_counts,
+        at_default_location=at_default,
         masked={int(batch.row[i]): m for i, m in masked.items() if keep[i]},
     )
 
@@ -225,7 +224,7 @@ def _check_location(
 
 def _check_text(
     batch: RawBatch, rej: _Rejections
-) -> tuple[npt.NDArray[np.object_], dict[int, str], list[str]]:
+) -> tuple[npt.NDArray[np.object_], dict[int, str], Counter[str]]:
     out = np.empty(len(batch), dtype=object)
     masked: dict[int, str] = {}
     counts: Counter[str] = Counter()
@@ -254,14 +253,7 @@ def _check_text(
             counts["registreringsnummer"] += screened.plates
             masked[i] = screened.text
         out[i] = screened.text
-    notes = []
-    if counts["personnummer"]:
-        notes.append(f"{counts['personnummer']} personal identity numbers were masked in free text")
-    if counts["registreringsnummer"]:
-        notes.append(
-            f"{counts['registreringsnummer']} vehicle registration numbers were masked in free text"
-        )
-    return out, masked, notes
+    return out, masked, counts
 
 
 def _one(i: int, n: int) -> npt.NDArray[np.bool_]:
@@ -276,35 +268,39 @@ def _mark_default_locations(
     precision: npt.NDArray[np.object_],
     keep: npt.NDArray[np.bool_],
     ctx: IngestContext,
-) -> list[str]:
-    notes = []
+) -> Counter[str]:
+    """Mark rows lying on a default location as area_centroid; count them by place."""
+    found: Counter[str] = Counter()
     for place in ctx.default_locations:
         near = keep & (np.hypot(x - place.x, y - place.y) <= ctx.default_tolerance_m)
         near &= precision != "area_centroid"
         if near.any():
             precision[near] = "area_centroid"
-            notes.append(f"{int(near.sum())} records at {place.name}, marked area_centroid")
-    return notes
+            found[place.name] += int(near.sum())
+    return found
 
 
-def _shared_points(
-    x: npt.NDArray[np.float64],
-    y: npt.NDArray[np.float64],
-    precision: npt.NDArray[np.object_],
-    keep: npt.NDArray[np.bool_],
-    ctx: IngestContext,
+def describe(
+    masked_counts: Counter[str],
+    at_default_location: Counter[str],
+    shared_points: list[tuple[float, float, int]],
 ) -> list[str]:
-    real = keep & (precision != "area_centroid")
-    if not real.any():
-        return []
-    points, counts = np.unique(np.column_stack([x[real], y[real]]), axis=0, return_counts=True)
-    to_lonlat = Transformer.from_crs(ctx.srid, 4326, always_xy=True)
+    """Return the notes a person reads after an import: what was masked, marked and suspicious."""
     notes = []
-    for (px, py), count in zip(points, counts, strict=True):
-        if count >= ctx.shared_point_warning:
-            lon, lat = to_lonlat.transform(px, py)
-            notes.append(
-                f"warning: {count} records share the point lon {lon:.5f}, lat {lat:.5f}; kept as "
-                "they are (a repeat victim is possible), check that it is not a default location"
-            )
+    if masked_counts["personnummer"]:
+        notes.append(
+            f"{masked_counts['personnummer']} personal identity numbers were masked in free text"
+        )
+    if masked_counts["registreringsnummer"]:
+        notes.append(
+            f"{masked_counts['registreringsnummer']} vehicle registration numbers were masked "
+            "in free text"
+        )
+    for name, count in sorted(at_default_location.items(), key=lambda kv: (-kv[1], kv[0])):
+        notes.append(f"{count} records at {name}, marked area_centroid")
+    for lon, lat, count in shared_points:
+        notes.append(
+            f"warning: {count} records share the point lon {lon:.5f}, lat {lat:.5f}; kept as "
+            "they are (a repeat victim is possible), check that it is not a default location"
+        )
     return notes
