@@ -213,17 +213,27 @@ RETURNING i.id, i.source, i.external_id, (xmax = 0) AS inserted
 
 
 def place_in_areas(conn: Connection, incident_ids: Sequence[int]) -> None:
-    """(Re)compute which areas the given incidents lie in."""
-    conn.execute(
-        text("DELETE FROM est.incident_area WHERE incident_id = ANY(:ids)"),
-        {"ids": list(incident_ids)},
+    """(Re)compute which areas the given incidents lie in.
+
+    The ids go through a temporary table: with a large id array in the query the planner
+    compares every area against the whole array.
+    """
+    conn.exec_driver_sql("CREATE TEMP TABLE placed (id bigint PRIMARY KEY) ON COMMIT DROP")
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy("COPY placed (id) FROM STDIN") as copy:
+        for incident_id in incident_ids:
+            copy.write_row((incident_id,))
+    conn.exec_driver_sql("ANALYZE placed")
+    conn.exec_driver_sql(
+        "DELETE FROM est.incident_area ia USING placed p WHERE ia.incident_id = p.id"
     )
-    conn.execute(
-        text("""
+    conn.exec_driver_sql("""
         INSERT INTO est.incident_area (incident_id, area_id, organisation_id)
         SELECT i.id, a.id, i.organisation_id
-        FROM est.incident i JOIN est.area a ON ST_Intersects(a.geom, i.geom)
-        WHERE i.id = ANY(:ids)
-    """),
-        {"ids": list(incident_ids)},
-    )
+        FROM placed p
+        JOIN est.incident i ON i.id = p.id
+        JOIN est.area a ON ST_Intersects(a.geom, i.geom)
+        ORDER BY a.id
+    """)
+    conn.exec_driver_sql("DROP TABLE placed")
