@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine, create_engine, pool, text
 
@@ -21,6 +22,16 @@ from app.db.models import GrantLevel, Role
 from app.db.reference import sync_taxonomy
 from app.errors import Problem
 from app.ingest.areas import DEFAULT_AREAS_FILE, create_union_area, load_areas, read_kommun_file
+from app.ingest.imports import (
+    ImportSummary,
+    file_sha256,
+    finish_import,
+    run_import,
+    start_import,
+    write_rejects,
+)
+from app.ingest.mapping import MappingError, load_mapping, preset_names
+from app.ingest.readers import ReadBatch, ReadError, read_batches
 from app.settings import OWNER_ROLE, SYSTEM_ROLE, get_settings
 from app.taxonomy import load_taxonomy
 
@@ -372,6 +383,284 @@ def demo(
         console.print("Try: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8000/api/v1/me")
 
 
+@app.command("import")
+def import_file(
+    path: Annotated[Path, typer.Argument(help="CSV (, or ;), GeoJSON or GeoPackage; .gz ok.")],
+    org: Annotated[str, typer.Option(help="Code of the reporting organisation.")],
+    source: Annotated[
+        str | None, typer.Option(help="Source name; records are keyed by (source, id).")
+    ] = None,
+    mapping: Annotated[
+        str, typer.Option(help="A mapping file, or a preset: " + ", ".join(preset_names()))
+    ] = "est",
+    crs: Annotated[str | None, typer.Option(help="CRS of the coordinates, e.g. EPSG:3006.")] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="Time zone of times without offset, e.g. Europe/Stockholm.")
+    ] = None,
+    accept_valid: Annotated[
+        bool,
+        typer.Option("--accept-valid", help="Store the valid rows; write the rejects to a CSV."),
+    ] = False,
+    batch_size: Annotated[int, typer.Option(min=1000, help="Rows per batch.")] = 50_000,
+) -> None:
+    """Import incidents from a file: all or nothing, unless --accept-valid."""
+    settings = get_settings()
+    if not path.is_file():
+        raise _fail(f"{path} does not exist")
+    with _reported():
+        try:
+            chosen = load_mapping(mapping)
+        except MappingError as exc:
+            raise _fail(str(exc)) from None
+        engine = _engine(SYSTEM_ROLE)
+        with engine.connect() as conn:
+            org_id = access.organisation_id(conn, org)
+    effective_source = source or chosen.source
+    if not effective_source:
+        raise _fail("give --source (the mapping names none): records are keyed by source and id")
+    import_id = start_import(
+        engine,
+        org_id,
+        _cli_actor(),
+        effective_source,
+        path.name,
+        file_sha256(path),
+        chosen.model_dump(mode="json"),
+    )
+    summary = ImportSummary(import_id=import_id)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]} rows"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(path.name, total=None, rows=0)
+
+        def on_batch(read: ReadBatch, s: ImportSummary) -> None:
+            total = read.bytes_total or read.rows_total
+            done = read.bytes_read if read.bytes_total else read.rows_read
+            progress.update(task, total=total, completed=done, rows=s.rows)
+
+        try:
+            with engine.begin() as conn:
+                batches = read_batches(
+                    path,
+                    chosen,
+                    source_override=source,
+                    timezone_override=timezone,
+                    crs_override=crs,
+                    batch_size=batch_size,
+                )
+                run_import(
+                    conn,
+                    settings,
+                    summary,
+                    org_id,
+                    _cli_actor(),
+                    effective_source,
+                    batches,
+                    accept_valid=accept_valid,
+                    on_batch=on_batch,
+                )
+                if not summary.stored:
+                    conn.rollback()
+        except (ReadError, ValueError) as exc:
+            with engine.begin() as conn:
+                finish_import(conn, summary, "failed")
+            raise _fail(str(exc)) from None
+    if not summary.stored:
+        with engine.begin() as conn:
+            finish_import(conn, summary, "failed")
+    _print_import(summary, path)
+    if summary.rejected:
+        rejects = path.with_name(path.name + ".rejects.csv")
+        write_rejects(summary.rejected, rejects)
+        err.print(f"{len(summary.rejected)} rejected rows with their reasons: {rejects}")
+    if not summary.stored:
+        raise _fail(
+            "nothing was imported because rows were rejected (the first: row "
+            f"{summary.rejected[0].row}, {summary.rejected[0].field}: "
+            f"{summary.rejected[0].reason}); fix them, or use --accept-valid"
+        )
+
+
+def _print_import(summary: ImportSummary, path: Path) -> None:
+    table = Table(
+        "rows read",
+        "created",
+        "updated",
+        "unchanged",
+        "rejected",
+        "not incidents",
+        title=f"Import {summary.import_id}: {path.name}",
+    )
+    table.add_row(
+        *(
+            str(v)
+            for v in (
+                summary.rows,
+                summary.created,
+                summary.updated,
+                summary.unchanged,
+                len(summary.rejected),
+                sum(summary.not_incident.values()),
+            )
+        )
+    )
+    console.print(table)
+    for note in summary.notes:
+        console.print(f"- {note}")
+
+
+@app.command()
+def analyze(
+    path: Annotated[Path, typer.Argument(help="Incidents: CSV, GeoJSON or GeoPackage.")],
+    method: Annotated[str, typer.Option(help="dbscan, kde or gistar.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="GeoJSON to write.")],
+    mapping: Annotated[str, typer.Option(help="A mapping file or a preset.")] = "est",
+    crs: Annotated[str | None, typer.Option(help="CRS of the file's coordinates.")] = None,
+    metric_crs: Annotated[
+        str | None, typer.Option(help="CRS to compute in (metres); default: the UTM zone.")
+    ] = None,
+    timezone: Annotated[str | None, typer.Option(help="Time zone of times without offset.")] = None,
+    eps_m: Annotated[float, typer.Option(help="DBSCAN: neighbourhood radius, metres.")] = 150.0,
+    min_samples: Annotated[int, typer.Option(help="DBSCAN: points to make a core.")] = 10,
+    cell_size_m: Annotated[float, typer.Option(help="KDE and Gi*: grid cell, metres.")] = 100.0,
+    bandwidth_m: Annotated[
+        float | None, typer.Option(help="KDE: bandwidth in metres; default: ArcGIS's rule.")
+    ] = None,
+    distance_band_m: Annotated[float, typer.Option(help="Gi*: neighbours within, metres.")] = 300.0,
+    since: Annotated[str | None, typer.Option("--from", help="Only from this date.")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Only before this date.")] = None,
+) -> None:
+    """Run a hotspot method on a file and write the result as GeoJSON; no database needed."""
+    from app.analyze import Method, read_points, write_geojson
+    from app.analyze import analyze as run_method
+    from clustering.gistar import TooFewIncidents
+
+    if method not in ("dbscan", "kde", "gistar"):
+        raise _fail(f"--method must be dbscan, kde or gistar, not {method!r}")
+    try:
+        chosen = load_mapping(mapping)
+        points = read_points(
+            path,
+            chosen,
+            crs=crs,
+            timezone=timezone,
+            metric_crs=metric_crs,
+            since=_date(since, "--from"),
+            until=_date(until, "--to"),
+        )
+        result = run_method(
+            points,
+            cast(Method, method),
+            eps_m=eps_m,
+            min_samples=min_samples,
+            cell_size_m=cell_size_m,
+            bandwidth_m=bandwidth_m,
+            distance_band_m=distance_band_m,
+        )
+    except TooFewIncidents as exc:
+        raise _fail(f"{exc}: Gi* cannot conclude anything on so few") from None
+    except (MappingError, ReadError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    write_geojson(result, output)
+    console.print(
+        f"{method}: {len(points.xy)} points of {points.read} read ({points.skipped} without a "
+        f"location or time, or outside --from/--to), computed in {points.crs.name}; "
+        f"{len(result)} features written to {output}"
+    )
+
+
+@app.command()
+def evaluate(
+    path: Annotated[Path, typer.Argument(help="Incidents: CSV, GeoJSON or GeoPackage.")],
+    mapping: Annotated[str, typer.Option(help="A mapping file or a preset.")] = "est",
+    area: Annotated[
+        Path | None, typer.Option(help="Study area polygon file; default: cells with incidents.")
+    ] = None,
+    train_weeks: Annotated[int, typer.Option(min=1, help="Weeks before each test week.")] = 12,
+    test_weeks: Annotated[int, typer.Option(min=1, help="Weeks forecast each time.")] = 1,
+    coverage: Annotated[float, typer.Option(min=0.001, max=1.0, help="Share of area.")] = 0.05,
+    cell_size_m: Annotated[float, typer.Option(min=10, help="Grid cell, metres.")] = 150.0,
+    since: Annotated[str | None, typer.Option("--from", help="Only from this date.")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Only before this date.")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of the file's coordinates.")] = None,
+    metric_crs: Annotated[str | None, typer.Option(help="CRS to compute in (metres).")] = None,
+    timezone: Annotated[str | None, typer.Option(help="Time zone of times without offset.")] = None,
+    week_timezone: Annotated[
+        str, typer.Option(help="Weeks start on Monday 00:00 in this zone.")
+    ] = "Europe/Stockholm",
+    out: Annotated[Path, typer.Option(help="Folder for summary.csv, weeks.csv, pai.png.")] = Path(
+        "evaluation"
+    ),
+) -> None:
+    """Rolling backtest: which method's hotspots catch next week's incidents (PAI, hit rate)."""
+    import geopandas as gpd
+    import shapely
+
+    from app.analyze import read_points
+    from clustering.evaluation import Backtest
+    from clustering.report import backtest_chart, results_table_csv
+
+    try:
+        points = read_points(
+            path,
+            load_mapping(mapping),
+            crs=crs,
+            timezone=timezone,
+            metric_crs=metric_crs,
+            since=_date(since, "--from"),
+            until=_date(until, "--to"),
+        )
+        polygon = None
+        if area is not None:
+            polygon = shapely.union_all(gpd.read_file(area).to_crs(points.crs).geometry.values)
+        # prospective hotspotting looks 8 weeks back, but never past the training window
+        backtest = Backtest(
+            train_weeks,
+            test_weeks,
+            coverage,
+            cell_size_m,
+            tz=week_timezone,
+            prospective_weeks=min(8, train_weeks),
+        )
+        backtest.fit(points.xy, points.time, area=polygon)
+    except (MappingError, ReadError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    results_table_csv(backtest.summary_, out / "summary.csv")
+    results_table_csv(backtest.results_, out / "weeks.csv")
+    backtest_chart(backtest.results_, out / "pai.png", title=path.name)
+    summary = backtest.summary_
+    table = Table(
+        "method",
+        *(str(c) for c in summary.columns),
+        title=f"Backtest: train {train_weeks} weeks, test {test_weeks}, "
+        f"coverage {coverage:.0%}, cells {cell_size_m:g} m",
+    )
+    for method, row in summary.iterrows():
+        cells = [str(int(v)) if c == "weeks_evaluated" else f"{v:.3f}" for c, v in row.items()]
+        table.add_row(str(method), *cells)
+    console.print(table)
+    console.print(
+        f"{len(points.xy)} incidents in {points.crs.name}; wrote {out / 'summary.csv'}, "
+        f"{out / 'weeks.csv'}, {out / 'pai.png'}"
+    )
+
+
+def _date(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    except ValueError:
+        raise _fail(f"{option} must be a date YYYY-MM-DD, got {value!r}") from None
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: EST_HOST.")] = None,
@@ -395,3 +684,7 @@ def serve(
 def main() -> None:
     """Entry point of the `est` script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

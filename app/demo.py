@@ -28,6 +28,7 @@ from sqlalchemy import Connection, text
 from app.access import OPERATOR_KIND, grant_area, new_key
 from app.db.models import GrantLevel, Role
 from app.ingest.areas import REPO_DATA, create_union_area, storage_srid
+from app.ingest.readers import parse_polisen_time
 from app.ingest.store import IncidentRecord, UpsertResult, upsert_incidents
 from app.taxonomy import Taxonomy
 from clustering.synthetic import HotspotSpec, Trend, generate_incidents
@@ -294,13 +295,6 @@ def read_polisen_archive(
                 description=(row.get("summary") or "").strip() or None,
                 created_by="est demo --polisen",
             )
-
-
-def parse_polisen_time(value: str) -> datetime:
-    """Parse the feed's "2023-03-25 9:43:15 +01:00" (the hour is not always zero-padded)."""
-    day, clock, offset = value.split()
-    h, m, s = clock.split(":")
-    return datetime.fromisoformat(f"{day}T{int(h):02d}:{m}:{s}{offset}")
 
 
 def load_polisen(conn: Connection, taxonomy: Taxonomy, path: Path) -> PolisenResult:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api.routes import access, areas, health, incidents, layers
+from app.api.routes import access, areas, health, imports, incident_writes, incidents, layers
 from app.db.engine import app_engine
 from app.errors import install_error_handlers
 from app.middleware import BodySizeLimit, RateLimiter
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
-    for module in (health, access, areas, incidents, layers):
+    for module in (health, access, areas, incidents, incident_writes, imports, layers):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

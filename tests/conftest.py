@@ -180,6 +180,8 @@ ORGS = {
     "kommun-1214": ("kommun", ["admin", "analyst", "viewer"]),
     "lpo-test": ("lpo", ["analyst", "viewer"]),
     "utan-grant": ("business", ["admin", "analyst", "reporter", "viewer", "ingest"]),
+    # writes its own incidents in Älmhult, where nobody else holds a raw grant
+    "ingest-test": ("kommun", ["admin", "analyst", "reporter", "viewer", "ingest"]),
 }
 GRANTS = [
     ("kommun-1285", "1285", GrantLevel.raw),

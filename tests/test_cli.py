@@ -42,7 +42,8 @@ def test_keys_create_prints_a_working_key_once(cli_env: None) -> None:
     assert result.exit_code == 0, result.output
     token = next(w for w in result.output.split() if w.startswith("est_"))
     listed = runner.invoke(app, ["keys", "list", "--org", "cli-org"])
-    assert token.split("_")[1] in listed.output and token.split("_")[2] not in listed.output
+    _, key_id, secret = token.split("_", 2)
+    assert key_id in listed.output and secret not in listed.output
 
 
 def test_unknown_organisation_or_area_is_a_clear_message_and_exit_1(cli_env: None) -> None:

@@ -1,0 +1,146 @@
+"""`est analyze`: a hotspot method on a file, without a database, to a GeoJSON file.
+
+The file is read with the importer's readers and mapping files, projected to a metric CRS
+(the UTM zone of the data unless one is given), and handed to one of the clustering methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from pyproj import CRS, Transformer
+from pyproj.aoi import AreaOfInterest
+from pyproj.database import query_utm_crs_info
+
+from app.ingest.mapping import Mapping
+from app.ingest.readers import ReadTotals, read_batches
+from clustering.cluster_polygons import cluster_polygons
+from clustering.dbscan import DBSCAN
+from clustering.gistar import GiStar
+from clustering.kde import KernelDensity
+
+Method = Literal["dbscan", "kde", "gistar"]
+
+
+@dataclass
+class Points:
+    """The usable points of a file in a metric CRS, with their times and categories."""
+
+    xy: npt.NDArray[np.float64]
+    time: npt.NDArray[np.datetime64]
+    category: npt.NDArray[np.object_]
+    crs: CRS
+    read: int
+    skipped: int
+
+
+def utm_crs(lon: float, lat: float) -> CRS:
+    """Return the WGS 84 UTM zone CRS holding a point."""
+    infos = query_utm_crs_info(
+        datum_name="WGS 84",
+        area_of_interest=AreaOfInterest(lon, lat, lon, lat),
+    )
+    return CRS.from_epsg(int(infos[0].code))
+
+
+def read_points(
+    path: Path,
+    mapping: Mapping,
+    *,
+    crs: str | None = None,
+    timezone: str | None = None,
+    metric_crs: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Points:
+    """Read a file's points that have a location and a time (within since/until)."""
+    xs, ys, times, cats = [], [], [], []
+    source_crs: str | None = None
+    totals = ReadTotals()
+    skipped = 0
+    for read in read_batches(path, mapping, crs_override=crs, timezone_override=timezone):
+        totals.add(read)
+        b = read.batch
+        source_crs = b.crs
+        bad = {e.row for e in b.errors}
+        keep = np.isfinite(b.x) & np.isfinite(b.y) & ~np.isnat(b.occurred_from)
+        keep &= ~np.isin(b.row, list(bad))
+        if since is not None:
+            keep &= b.occurred_from >= np.datetime64(since.replace(tzinfo=None), "us")
+        if until is not None:
+            keep &= b.occurred_from < np.datetime64(until.replace(tzinfo=None), "us")
+        skipped += int((~keep).sum())
+        xs.append(b.x[keep])
+        ys.append(b.y[keep])
+        times.append(b.occurred_from[keep])
+        cats.append(b.category[keep])
+    if source_crs is None or not xs or sum(len(x) for x in xs) == 0:
+        raise ValueError(f"{path} holds no record with a location and a time")
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    source = CRS.from_user_input(source_crs)
+    to_lonlat = Transformer.from_crs(source, 4326, always_xy=True)
+    lon, lat = to_lonlat.transform(float(np.median(x)), float(np.median(y)))
+    target = CRS.from_user_input(metric_crs) if metric_crs else utm_crs(lon, lat)
+    if not target.is_projected:
+        raise ValueError(f"{target.name} is not a projected CRS in metres")
+    mx, my = Transformer.from_crs(source, target, always_xy=True).transform(x, y)
+    return Points(
+        xy=np.column_stack([mx, my]),
+        time=np.concatenate(times),
+        category=np.concatenate(cats),
+        crs=target,
+        read=totals.rows_read,
+        skipped=skipped,
+    )
+
+
+def analyze(
+    points: Points,
+    method: Method,
+    *,
+    eps_m: float = 150.0,
+    min_samples: int = 10,
+    cell_size_m: float = 100.0,
+    bandwidth_m: float | None = None,
+    distance_band_m: float = 300.0,
+) -> gpd.GeoDataFrame:
+    """Run one method and return its result in lon/lat (RFC 7946)."""
+    if method == "dbscan":
+        model = DBSCAN(eps_m=eps_m, min_samples=min_samples).fit(points.xy)
+        result = cluster_polygons(
+            points.xy,
+            model.labels_,
+            eps_m=eps_m,
+            categories=points.category,
+            times=points.time,
+            crs=points.crs,
+        )
+        if "counts_by_category" in result:
+            result["counts_by_category"] = result["counts_by_category"].map(
+                lambda d: {str(k): int(v) for k, v in d.items()}
+            )
+    elif method == "kde":
+        kde = KernelDensity(cell_size_m=cell_size_m, bandwidth_m=bandwidth_m).fit(points.xy)
+        result = kde.to_cells().set_crs(points.crs, allow_override=True)
+    elif method == "gistar":
+        gi = GiStar(cell_size_m=cell_size_m, distance_band_m=distance_band_m).fit(points.xy)
+        result = gi.to_cells().set_crs(points.crs, allow_override=True)
+    else:
+        raise ValueError(f"unknown method {method!r}: use dbscan, kde or gistar")
+    return result.to_crs(4326)
+
+
+def write_geojson(frame: gpd.GeoDataFrame, path: Path) -> None:
+    """Write a result as GeoJSON (lon/lat), replacing the file."""
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda t: t.isoformat() if pd.notna(t) else None)
+    path.unlink(missing_ok=True)
+    frame.to_file(path, driver="GeoJSON")

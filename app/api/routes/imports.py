@@ -1,0 +1,141 @@
+"""File imports over REST: the same path as `est import`, as the caller's organisation."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+from pydantic import BaseModel
+
+from app.api.deps import EngineDep, SessionDep, SettingsDep, WriterPrincipal
+from app.errors import Problem, Unprocessable
+from app.ingest.imports import (
+    ImportSummary,
+    file_sha256,
+    finish_import,
+    run_import,
+    start_import,
+)
+from app.ingest.mapping import MappingError, load_mapping, preset_names
+from app.ingest.readers import ReadError, read_batches
+
+router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
+SHOWN_REJECTS = 1000
+
+
+class Reject(BaseModel):
+    """A row that was not imported."""
+
+    row: int
+    field: str
+    reason: str
+
+
+class ImportAnswer(BaseModel):
+    """What an import did; at most the first 1000 rejects are listed."""
+
+    import_id: int
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    rejected_count: int
+    rejected: list[Reject]
+    not_incident: dict[str, int]
+    notes: list[str]
+
+
+def _answer(summary: ImportSummary) -> ImportAnswer:
+    return ImportAnswer(
+        import_id=summary.import_id,
+        rows=summary.rows,
+        created=summary.created,
+        updated=summary.updated,
+        unchanged=summary.unchanged,
+        rejected_count=len(summary.rejected),
+        rejected=[
+            Reject(row=e.row, field=e.field, reason=e.reason)
+            for e in summary.rejected[:SHOWN_REJECTS]
+        ],
+        not_incident=dict(summary.not_incident),
+        notes=summary.notes,
+    )
+
+
+class ImportRejected(Problem):
+    """Rows were rejected and the import was all-or-nothing: nothing was stored."""
+
+    status = 422
+    title = "Import rejected"
+
+
+@router.post("", summary="Import a file (CSV, GeoJSON, GeoPackage): all or nothing by default")
+def import_file(
+    principal: WriterPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    engine: EngineDep,
+    file: Annotated[UploadFile, File(description="CSV (, or ;), GeoJSON or GeoPackage; .gz ok")],
+    source: Annotated[str | None, Form(max_length=64)] = None,
+    mapping: Annotated[str, Form(description="preset: " + ", ".join(preset_names()))] = "est",
+    crs: Annotated[str | None, Form()] = None,
+    timezone: Annotated[str | None, Form()] = None,
+    accept_valid: Annotated[bool, Form(description="store the valid rows anyway")] = False,
+) -> ImportAnswer:
+    """Validate every row; store all of them, or with accept_valid the valid ones."""
+    if mapping not in preset_names():
+        raise Unprocessable(f"mapping must be one of the presets: {', '.join(preset_names())}")
+    chosen = load_mapping(mapping)
+    effective_source = source or chosen.source
+    if not effective_source:
+        raise Unprocessable("give a source: records are keyed by source and id")
+    name = Path(file.filename or "upload.csv").name
+    with tempfile.TemporaryDirectory(prefix="est-import-") as folder:
+        path = Path(folder) / name
+        with path.open("wb") as target:
+            shutil.copyfileobj(file.file, target, length=1 << 20)
+        import_id = start_import(
+            engine,
+            principal.organisation_id,
+            principal.subject,
+            effective_source,
+            name,
+            file_sha256(path),
+            chosen.model_dump(mode="json"),
+        )
+        summary = ImportSummary(import_id=import_id)
+        try:
+            batches = read_batches(
+                path, chosen, source_override=source, timezone_override=timezone, crs_override=crs
+            )
+            run_import(
+                session.connection(),
+                settings,
+                summary,
+                principal.organisation_id,
+                principal.subject,
+                effective_source,
+                batches,
+                accept_valid=accept_valid,
+            )
+        except (MappingError, ReadError) as exc:
+            _failed(engine, summary)
+            raise Unprocessable(str(exc)) from None
+    if not summary.stored:
+        _failed(engine, summary)
+        answer: dict[str, Any] = _answer(summary).model_dump()
+        first = summary.rejected[0]
+        raise ImportRejected(
+            f"nothing was imported: {len(summary.rejected)} rows were rejected (the first: row "
+            f"{first.row}, {first.field}: {first.reason}); fix them, or send accept_valid=true",
+            **answer,
+        )
+    return _answer(summary)
+
+
+def _failed(engine: EngineDep, summary: ImportSummary) -> None:
+    with engine.begin() as conn:
+        finish_import(conn, summary, "failed")

@@ -1,0 +1,446 @@
+"""Mapping files: which column of an agency's export is which incident field, in YAML.
+
+A mapping lets any export be read without code: the CSV of a kommun's reporting app, the
+polisen.se archive, a GeoPackage from a GIS, the Chicago data portal. data/mappings/README.md
+documents the format for the people who write them; the presets live next to it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import difflib
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from app.db.models import LocationPrecision
+from app.ingest.areas import REPO_DATA
+from app.taxonomy import _UniqueKeyLoader  # the taxonomy's loader: a duplicate key is an error
+
+MAPPINGS_DIR = REPO_DATA / "mappings"
+Format = Literal["csv", "geojson", "gpkg", "polisen-json"]
+PRECISIONS = tuple(p.value for p in LocationPrecision)
+ISO = "iso"
+POLISEN = "polisen"
+_SUFFIX_FORMATS: dict[str, Format] = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".geojson": "geojson",
+    ".json": "geojson",
+    ".gpkg": "gpkg",
+}
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+
+class MappingError(ValueError):
+    """A mapping that cannot be used; the message names the key and says what to write."""
+
+
+class _Model(BaseModel):
+    """A part of a mapping: unknown keys are an error (a typo must not be ignored)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
+    )
+
+
+class TimeColumn(_Model):
+    """One time column and how its text is written: iso, polisen or a strptime pattern."""
+
+    column: str = Field(min_length=1)
+    format: str = ISO
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        return check_time_format(value)
+
+
+class TimeSpec(_Model):
+    """When it happened: one column, or `from` and optionally `to`; the zone for naive times."""
+
+    column: str | None = Field(default=None, min_length=1)
+    format: str = ISO
+    from_: TimeColumn | None = Field(default=None, alias="from")
+    to: TimeColumn | None = None
+    timezone: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"column": value} if isinstance(value, str) else value
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        return check_time_format(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> TimeSpec:
+        if (self.column is None) == (self.from_ is None):
+            raise ValueError("give either column (and format) or from (and optionally to)")
+        if self.to is not None and self.from_ is None:
+            raise ValueError("'to' needs 'from'")
+        if self.from_ is not None and "format" in self.model_fields_set:
+            raise ValueError("with from/to, give each its own format")
+        return self
+
+    @property
+    def start(self) -> TimeColumn:
+        """The column of occurred_from."""
+        if self.from_ is not None:
+            return self.from_
+        assert self.column is not None  # the validator guarantees one of the two
+        return TimeColumn(column=self.column, format=self.format)
+
+    @property
+    def end(self) -> TimeColumn | None:
+        """The column of occurred_to, if the data has one."""
+        return self.to
+
+
+class CategorySpec(_Model):
+    """The category column and how its values become taxonomy codes."""
+
+    column: str = Field(min_length=1)
+    map: dict[str, str | None] | Literal["polisen"] | None = None
+    default: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"column": value} if isinstance(value, str) else value
+
+    @field_validator("map", mode="before")
+    @classmethod
+    def _value_map(cls, value: Any) -> Any:
+        if value is None or value == POLISEN:
+            return value
+        if not isinstance(value, dict):
+            raise ValueError("must be polisen or a mapping from values to category codes")
+        out: dict[str, str | None] = {}
+        for key, code in value.items():
+            if isinstance(key, bool) or key is None:
+                raise ValueError(
+                    f"the key {key!r} is how YAML reads yes/no/true/false/null without quotes: "
+                    "put the value in quotes"
+                )
+            if code is not None and not isinstance(code, str):
+                raise ValueError(f"{key!r} maps to {code!r}: give a category code or null")
+            text = str(key).strip()  # values are compared stripped, so keys are too
+            if text in out and out[text] != code:
+                raise ValueError(f"{text!r} is mapped twice, to {out[text]!r} and to {code!r}")
+            out[text] = code
+        return out
+
+    @model_validator(mode="after")
+    def _default_needs_map(self) -> CategorySpec:
+        if "default" in self.model_fields_set and self.map is None:
+            raise ValueError("'default' only applies together with 'map'")
+        return self
+
+    @property
+    def has_default(self) -> bool:
+        """Whether values missing from the map have a fallback (a code, or null = skip them)."""
+        return "default" in self.model_fields_set
+
+
+LocationKind = Literal["xy", "lonlat", "wkt", "latlon", "geometry"]
+
+
+class LocationSpec(_Model):
+    """Where it happened: x/y, lon/lat, a WKT column, a "lat,lon" column or the geometry."""
+
+    x: str | None = None
+    y: str | None = None
+    lon: str | None = None
+    lat: str | None = None
+    wkt: str | None = None
+    latlon: str | None = None
+    crs: str | None = None
+
+    @field_validator("crs")
+    @classmethod
+    def _known_crs(cls, value: str | None) -> str | None:
+        return None if value is None else check_crs(value)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> LocationSpec:
+        pairs = {"x": self.x, "y": self.y, "lon": self.lon, "lat": self.lat}
+        for a, b in (("x", "y"), ("lon", "lat")):
+            if (pairs[a] is None) != (pairs[b] is None):
+                raise ValueError(f"give both {a} and {b}")
+        given = [k for k in ("x", "lon", "wkt", "latlon") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(
+                "give one of x/y, lon/lat, wkt or latlon (or none of them to use the geometry "
+                "of a GeoJSON or GeoPackage)"
+            )
+        return self
+
+    @property
+    def kind(self) -> LocationKind:
+        """Which of the ways of giving a location this is."""
+        if self.x is not None:
+            return "xy"
+        if self.lon is not None:
+            return "lonlat"
+        if self.wkt is not None:
+            return "wkt"
+        if self.latlon is not None:
+            return "latlon"
+        return "geometry"
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns this location reads (none for the geometry)."""
+        names = (self.x, self.y, self.lon, self.lat, self.wkt, self.latlon)
+        return [c for c in names if c is not None]
+
+
+class PrecisionSpec(_Model):
+    """location_precision: a column, a constant (`default` alone), or a column with a default."""
+
+    column: str | None = Field(default=None, min_length=1)
+    default: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"default": value} if isinstance(value, str) else value
+
+    @field_validator("default")
+    @classmethod
+    def _known_precision(cls, value: str | None) -> str | None:
+        if value is not None and value not in PRECISIONS:
+            raise ValueError(f"{value!r} is not one of {', '.join(PRECISIONS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> PrecisionSpec:
+        if self.column is None and self.default is None:
+            raise ValueError("give a column, a value or both (column and default)")
+        return self
+
+
+class Mapping(_Model):
+    """A whole mapping file: the format, its options and where each field comes from."""
+
+    format: Format | None = None
+    delimiter: str | None = None
+    encoding: str = "utf-8"
+    decimal: Literal[".", ","] = "."
+    layer: str | None = None
+    source: str | None = Field(default=None, min_length=1)
+    id: list[str] = Field(min_length=1)
+    time: TimeSpec
+    category: CategorySpec
+    location: list[LocationSpec] = Field(default_factory=lambda: [LocationSpec()], min_length=1)
+    precision: PrecisionSpec | None = None
+    description: str | None = Field(default=None, min_length=1)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("location", mode="before")
+    @classmethod
+    def _alternatives(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 1 or value in '"\r\n'):
+            raise ValueError("must be one character (not a quote or a line break), e.g. ';'")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            return codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r} (try utf-8, cp1252 or latin-1)") from None
+
+    @field_validator("description")
+    @classmethod
+    def _valid_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            template_parts(value)
+        return value
+
+    @model_validator(mode="after")
+    def _decimal_is_not_the_delimiter(self) -> Mapping:
+        if self.decimal == self.delimiter:
+            raise ValueError("decimal and delimiter cannot be the same character")
+        return self
+
+    def field_columns(self) -> list[str]:
+        """The columns read for everything but the location."""
+        names = list(self.id)
+        names += [t.column for t in (self.time.start, self.time.end) if t is not None]
+        names.append(self.category.column)
+        if self.precision is not None and self.precision.column is not None:
+            names.append(self.precision.column)
+        names += description_columns(self.description)
+        return list(dict.fromkeys(names))
+
+    def columns(self) -> list[str]:
+        """Every column the mapping reads, whichever location alternative applies."""
+        names = self.field_columns() + [c for loc in self.location for c in loc.columns]
+        return list(dict.fromkeys(names))
+
+    def format_for(self, path: Path) -> Format:
+        """The file format: as given, else from the file's suffix (.csv.gz counts as .csv)."""
+        if self.format is not None:
+            return self.format
+        suffixes = [s.lower() for s in path.suffixes]
+        if suffixes and suffixes[-1] == ".gz":
+            suffixes.pop()
+        if suffixes and suffixes[-1] in _SUFFIX_FORMATS:
+            return _SUFFIX_FORMATS[suffixes[-1]]
+        raise MappingError(
+            f"cannot tell the format of {path.name} from its suffix: add format: csv, geojson, "
+            "gpkg or polisen-json to the mapping"
+        )
+
+
+def check_time_format(value: str) -> str:
+    """Return a time format if it is iso, polisen or a usable strptime pattern."""
+    if value in (ISO, POLISEN):
+        return value
+    if "%" not in value:
+        raise ValueError(
+            f"{value!r} is not a time format: use iso, polisen or a strptime pattern such as "
+            "'%d/%m/%Y %H:%M'"
+        )
+    sample = datetime(2024, 12, 31, 23, 59, 58).astimezone()
+    try:
+        # A pattern that cannot read back what it writes would reject every row.
+        datetime.strptime(sample.strftime(value), value)
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a usable strptime pattern: {e}") from None
+    return value
+
+
+def check_timezone(value: str) -> str:
+    """Return an IANA time zone name if it is known (Europe/Stockholm, America/Chicago...)."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r}: use an IANA name such as Europe/Stockholm"
+        ) from None
+    return value
+
+
+def check_crs(value: str) -> str:
+    """Return a CRS as given if pyproj knows it (EPSG:3006, EPSG:4326...)."""
+    try:
+        CRS.from_user_input(value)
+    except CRSError:
+        raise ValueError(f"unknown CRS {value!r}: use a code such as EPSG:3006") from None
+    return value
+
+
+def template_parts(template: str) -> list[tuple[str, bool]]:
+    """Split a description into (text, is_column) parts: "{A}: {B}" or a bare column name."""
+    if "{" not in template and "}" not in template:
+        return [(template, True)]
+    parts: list[tuple[str, bool]] = []
+    literal = ""
+    at = 0
+    for m in _PLACEHOLDER.finditer(template):
+        literal += template[at : m.start()]
+        at = m.end()
+        token = m.group(0)
+        if token in ("{{", "}}"):
+            literal += token[0]
+        elif m.group(1) is None:
+            raise ValueError(f"unmatched {token!r} in {template!r} (write {token * 2} for one)")
+        elif not m.group(1).strip():
+            raise ValueError(f"an empty placeholder {{}} in {template!r}")
+        else:
+            if literal:
+                parts.append((literal, False))
+            literal = ""
+            parts.append((m.group(1), True))
+    literal += template[at:]
+    if literal:
+        parts.append((literal, False))
+    return parts
+
+
+def description_columns(template: str | None) -> list[str]:
+    """The columns a description (a column name or a template) reads."""
+    if template is None:
+        return []
+    return [text for text, is_column in template_parts(template) if is_column]
+
+
+def preset_names() -> list[str]:
+    """The names of the shipped presets (data/mappings/*.yaml)."""
+    return sorted(p.stem for p in MAPPINGS_DIR.glob("*.yaml"))
+
+
+def load_mapping(name_or_path: str | Path) -> Mapping:
+    """Read a mapping file, or a preset by name (est, polisen-csv, polisen-json, chicago)."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        preset = MAPPINGS_DIR / f"{name_or_path}.yaml"
+        if isinstance(name_or_path, Path) or not preset.is_file():
+            raise MappingError(
+                f"no mapping file {str(name_or_path)!r} and no preset of that name "
+                f"(presets: {', '.join(preset_names())})"
+            )
+        path = preset
+    try:
+        with path.open(encoding="utf-8") as f:
+            raw = yaml.load(f, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except (yaml.YAMLError, ValueError, UnicodeDecodeError) as e:
+        raise MappingError(f"{path}: not readable YAML: {e}") from None
+    return parse_mapping(raw, str(path))
+
+
+def parse_mapping(raw: Any, origin: str = "the mapping") -> Mapping:
+    """Validate a parsed YAML document as a mapping; MappingError says what is wrong where."""
+    if not isinstance(raw, dict):
+        raise MappingError(f"{origin}: a mapping is a YAML mapping of keys (id, time, ...)")
+    try:
+        return Mapping.model_validate(raw)
+    except ValidationError as e:
+        raise MappingError(f"{origin}: " + "; ".join(_explain(err) for err in e.errors())) from None
+
+
+_MODELS = (Mapping, TimeSpec, TimeColumn, CategorySpec, LocationSpec, PrecisionSpec)
+_KNOWN_KEYS = sorted({f.alias or n for m in _MODELS for n, f in m.model_fields.items()})
+
+
+def _explain(error: Any) -> str:
+    """One pydantic error as a sentence: where (dotted key path) and what to do."""
+    where = ""
+    for part in error["loc"]:
+        where += f"[{part}]" if isinstance(part, int) else f".{part}" if where else str(part)
+    where = where or "the mapping"
+    if error["type"] == "extra_forbidden":
+        guess = difflib.get_close_matches(str(error["loc"][-1]), _KNOWN_KEYS, n=1)
+        hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+        return f"unknown key {where!r}{hint}"
+    if error["type"] == "missing":
+        return f"{where} is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}"

@@ -1,0 +1,148 @@
+"""`est import`: all or nothing by default, --accept-valid with a rejects file, repeatable, and
+a kill halfway loses nothing and doubles nothing."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from typer.testing import CliRunner
+
+from app.cli import app
+from app.settings import Settings, get_settings
+
+runner = CliRunner()
+HEADER = "external_id;category;occurred_from;occurred_to;lon;lat;location_precision;description"
+
+
+def _rows(n: int, prefix: str, bad_every: int = 0) -> list[str]:
+    rows = []
+    for i in range(n):
+        lon = 14.10 + (i % 500) * 0.0002  # in Älmhult
+        lat = 56.52 + (i // 500 % 100) * 0.0003
+        category = "nope" if bad_every and i % bad_every == 7 else "skadegorelse.klotter"
+        rows.append(
+            f"{prefix}{i};{category};2026-10-0{1 + i % 7}T12:00:00+02:00;;"
+            f"{lon:.6f};{lat:.6f};address;rad {i}"
+        )
+    return rows
+
+
+def _write(path: Path, rows: list[str]) -> Path:
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Point the CLI (in process and in subprocesses) at the session's database."""
+    env = {"EST_DATABASE_URL": settings.database_url}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield env
+    get_settings.cache_clear()
+
+
+def _count(engine: Engine, source: str) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.scalar(text("SELECT count(*) FROM est.incident WHERE source = :s"), {"s": source})
+            or 0
+        )
+
+
+def test_an_import_with_a_bad_row_stores_nothing_and_lists_every_reject(
+    cli_env: dict[str, str], tmp_path: Path, system_engine: Engine, world: object
+) -> None:
+    path = _write(tmp_path / "bad.csv", _rows(100, "x", bad_every=30))
+    result = runner.invoke(app, ["import", str(path), "--org", "ingest-test", "--source", "imp-a"])
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert "nothing was imported" in said and "row 8, category: unknown category 'nope'" in said
+    assert _count(system_engine, "imp-a") == 0
+    rejects = list(
+        csv.reader((tmp_path / "bad.csv.rejects.csv").open(encoding="utf-8-sig"), delimiter=";")
+    )
+    assert rejects[0] == ["row", "field", "reason"]
+    assert [r[0] for r in rejects[1:]] == ["8", "38", "68", "98"]
+    with system_engine.connect() as conn:
+        status = conn.scalar(text("SELECT status FROM est.import_job WHERE source = 'imp-a'"))
+    assert status == "failed"
+
+
+def test_accept_valid_stores_the_rest_and_a_second_run_changes_nothing(
+    cli_env: dict[str, str], tmp_path: Path, system_engine: Engine, world: object
+) -> None:
+    path = _write(tmp_path / "mixed.csv", _rows(100, "y", bad_every=30))
+    args = ["import", str(path), "--org", "ingest-test", "--source", "imp-b", "--accept-valid"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert _count(system_engine, "imp-b") == 96
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0
+    with system_engine.connect() as conn:
+        counts = conn.execute(
+            text(
+                "SELECT counts, file_sha256, status FROM est.import_job WHERE source = 'imp-b' "
+                "ORDER BY id"
+            )
+        ).all()
+    assert [c.counts["created"] for c in counts] == [96, 0]
+    assert [c.counts["unchanged"] for c in counts] == [0, 96]
+    assert counts[0].file_sha256 == counts[1].file_sha256 and len(counts[0].file_sha256) == 64
+    assert {c.status for c in counts} == {"succeeded"}
+
+
+def test_a_killed_import_leaves_nothing_and_a_rerun_completes_it(
+    cli_env: dict[str, str], tmp_path: Path, system_engine: Engine, world: object
+) -> None:
+    n = 300_000
+    path = _write(tmp_path / "big.csv", _rows(n, "k"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "import",
+        str(path),
+        "--org",
+        "ingest-test",
+        "--source",
+        "imp-kill",
+        "--batch-size",
+        "20000",
+    ]
+    env = {**os.environ, **cli_env}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # wait until the import is under way: its record exists and rows are being staged
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with system_engine.connect() as conn:
+            started = conn.scalar(
+                text("SELECT count(*) FROM est.import_job WHERE source = 'imp-kill'")
+            )
+        if started:
+            break
+        time.sleep(0.05)
+    time.sleep(1.5)
+    assert proc.poll() is None, "the import finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert _count(system_engine, "imp-kill") == 0
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert _count(system_engine, "imp-kill") == n
+    with system_engine.connect() as conn:
+        jobs = conn.execute(
+            text("SELECT status, counts FROM est.import_job WHERE source = 'imp-kill' ORDER BY id")
+        ).all()
+    assert [j.status for j in jobs] == ["running", "succeeded"]  # the killed one stays on record
+    assert jobs[1].counts["created"] == n
