@@ -1,0 +1,227 @@
+"""Ingest benchmark: `est import` end to end against a hand-written SQL path, in one run.
+
+    .venv/bin/python bench/bench_ingest.py /path/to/chicago_crimes_2017.csv.gz
+
+A throwaway PostgreSQL cluster is started and a database initialised in EPSG:26916 with
+Chicago's extent. Ours: `est import --mapping chicago --accept-valid` as a separate process,
+from reading the file to the commit (validation, masking, area placement and the import record
+included). The peer: pandas reads the same columns, pyproj projects them, the rows are COPYed
+into a staging table and one INSERT … ON CONFLICT puts them into the same indexed incident
+table. Both start from an empty incident table. Then the REST path: batches of 1,000 incidents
+POSTed to a running server.
+
+Goals (issue 4): at least 75,000 rows/s end to end and at least 60% of the hand-written path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+from pyproj import Transformer
+from sqlalchemy import Engine, create_engine, pool, text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app import access, devdb  # noqa: E402
+from app.db.bootstrap import Extent, init_database  # noqa: E402
+from app.db.models import Role  # noqa: E402
+from app.db.reference import sync_taxonomy  # noqa: E402
+from app.ingest.mapping import load_mapping  # noqa: E402
+from app.settings import SYSTEM_ROLE, Settings  # noqa: E402
+from app.taxonomy import load_taxonomy  # noqa: E402
+
+CHICAGO_26916 = Extent(420_000.0, 4_600_000.0, 460_000.0, 4_660_000.0)
+PEER_SQL = """
+INSERT INTO est.incident AS i (organisation_id, source, external_id, category_code,
+    occurred_from, geom, location_precision, description)
+SELECT :org, 'peer', external_id, category_code, occurred_from,
+       ST_SetSRID(ST_MakePoint(x, y), 26916), 'street', description
+FROM peer_staging
+ON CONFLICT (organisation_id, source, external_id) DO UPDATE SET
+    category_code = EXCLUDED.category_code, occurred_from = EXCLUDED.occurred_from,
+    geom = EXCLUDED.geom, description = EXCLUDED.description, updated_at = now()
+"""
+
+
+def hand_written(engine: Engine, path: Path, org_id: int) -> tuple[int, float]:
+    """The peer: pandas + pyproj + COPY + one INSERT … ON CONFLICT. Returns (rows, seconds)."""
+    started = time.perf_counter()
+    category = load_mapping("chicago").category
+    codes = category.map if category is not None and isinstance(category.map, dict) else {}
+    frame = pd.read_csv(
+        path,
+        dtype=str,
+        keep_default_na=False,
+        usecols=[
+            "ID",
+            "Date",
+            "Primary Type",
+            "Description",
+            "Location Description",
+            "Latitude",
+            "Longitude",
+        ],
+    )
+    frame = frame[(frame["Latitude"] != "") & (frame["Longitude"] != "")]
+    frame = frame[frame["Primary Type"].map(lambda t: codes.get(t) is not None)]
+    local = pd.to_datetime(frame["Date"], format="%m/%d/%Y %I:%M:%S %p")
+    utc = local.dt.tz_localize("America/Chicago", ambiguous=True, nonexistent="NaT")
+    frame = frame[utc.notna().to_numpy()]
+    utc = utc[utc.notna()].dt.tz_convert("UTC")
+    x, y = Transformer.from_crs(4326, 26916, always_xy=True).transform(
+        frame["Longitude"].astype(float).to_numpy(), frame["Latitude"].astype(float).to_numpy()
+    )
+    out = pd.DataFrame(
+        {
+            "external_id": frame["ID"].to_numpy(),
+            "category_code": frame["Primary Type"].map(codes).to_numpy(),
+            "occurred_from": utc.dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy(),
+            "x": x,
+            "y": y,
+            "description": (frame["Primary Type"] + ": " + frame["Description"]).to_numpy(),
+        }
+    )
+    buffer = io.StringIO()
+    out.to_csv(buffer, header=False, index=False)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE peer_staging (external_id text, category_code text, "
+            "occurred_from timestamptz, x float8, y float8, description text) ON COMMIT DROP"
+        )
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy("COPY peer_staging FROM STDIN (FORMAT csv)") as copy:
+            copy.write(buffer.getvalue())
+        conn.execute(text(PEER_SQL), {"org": org_id})
+    return len(out), time.perf_counter() - started
+
+
+def rest_batches(url: str, token: str, batches: int, size: int) -> float:
+    """POST `batches` batches of `size` new incidents; return incidents per second."""
+    rng = np.random.default_rng(0)
+    bodies = []
+    for b in range(batches):
+        lon = -87.75 + rng.uniform(-0.1, 0.1, size)
+        lat = 41.85 + rng.uniform(-0.1, 0.1, size)
+        bodies.append(
+            [
+                {
+                    "source": "rest-bench",
+                    "external_id": f"r{b}-{i}",
+                    "category": "tillgrepp",
+                    "occurred_from": "2017-06-01T12:00:00-05:00",
+                    "lon": float(lon[i]),
+                    "lat": float(lat[i]),
+                    "location_precision": "street",
+                }
+                for i in range(size)
+            ]
+        )
+    with httpx.Client(
+        base_url=url, timeout=120, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        client.post("/api/v1/incidents", json=bodies[0][:10]).raise_for_status()  # warm up
+        started = time.perf_counter()
+        for body in bodies:
+            client.post("/api/v1/incidents", json=body).raise_for_status()
+        return batches * size / (time.perf_counter() - started)
+
+
+def main() -> int:
+    """Run both paths on one database and print rows/s and the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path, help="chicago_crimes_2017.csv.gz")
+    parser.add_argument("--rest-batches", type=int, default=20)
+    args = parser.parse_args()
+    rows_in_file = len(pd.read_csv(args.path, usecols=["ID"]))
+    base = Path(tempfile.mkdtemp(prefix="est-bench-"))
+    url = devdb.start(base / "pg", devdb.free_port(), "est_bench")
+    try:
+        settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
+        init_database(settings, 26916, CHICAGO_26916)
+        engine = create_engine(settings.role_url(SYSTEM_ROLE), poolclass=pool.NullPool)
+        with engine.begin() as conn:
+            sync_taxonomy(conn, load_taxonomy())
+            access.create_organisation(conn, "chicago-pd", "Chicago Police Department", "police")
+            org_id = access.organisation_id(conn, "chicago-pd")
+            token = access.new_key(conn, "chicago-pd", Role.ingest, "bench", None).token
+        env = {**os.environ, "EST_DATABASE_URL": url}
+        cmd = [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "import",
+            str(args.path),
+            "--org",
+            "chicago-pd",
+            "--mapping",
+            "chicago",
+            "--accept-valid",
+        ]
+        started = time.perf_counter()
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+        ours_s = time.perf_counter() - started
+        if done.returncode != 0:
+            print(done.stdout, done.stderr)
+            return 1
+        with engine.connect() as conn:
+            stored = int(conn.scalar(text("SELECT count(*) FROM est.incident")) or 0)
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM est.incident"))
+        peer_rows, peer_s = hand_written(engine, args.path, org_id)
+        port = devdb.free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            env={**env, "EST_RATE_LIMIT_PER_MINUTE": "100000", "EST_LOG_LEVEL": "warning"},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(100):
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            rest = rest_batches(f"http://127.0.0.1:{port}", token, args.rest_batches, 1000)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        engine.dispose()
+    finally:
+        devdb.destroy(base / "pg")
+    ours_rate = rows_in_file / ours_s
+    peer_rate = rows_in_file / peer_s
+    print(f"machine: {os.uname().machine}, {os.cpu_count()} cores")
+    print(f"file: {args.path.name}, {rows_in_file:,} rows; database EPSG:26916, Chicago extent")
+    print(f"{'path':<52} {'stored':>9} {'seconds':>8} {'rows/s':>9}")
+    print(
+        f"{'ours: est import --accept-valid (process, end to end)':<52} {stored:>9,} "
+        f"{ours_s:>8.2f} {ours_rate:>9,.0f}"
+    )
+    print(
+        f"{'hand-written: pandas + pyproj + COPY + INSERT':<52} {peer_rows:>9,} "
+        f"{peer_s:>8.2f} {peer_rate:>9,.0f}"
+    )
+    print(
+        f"ratio ours / hand-written: {ours_rate / peer_rate:.0%} (goal 60%); "
+        f"ours {'meets' if ours_rate >= 75_000 else 'misses'} the 75,000 rows/s goal"
+    )
+    print(f"REST: {args.rest_batches} batches of 1,000 new incidents: {rest:,.0f} incidents/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
