@@ -148,7 +148,7 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="est-bench-"))
     url = devdb.start(base / "pg", devdb.free_port(), "est_bench")
     try:
-        settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
+        settings = Settings(database_url=url, _env_file=None)
         init_database(settings, 26916, CHICAGO_26916)
         engine = create_engine(settings.role_url(SYSTEM_ROLE), poolclass=pool.NullPool)
         with engine.begin() as conn:
