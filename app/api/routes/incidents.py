@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.orm import Session
 
 from app import audit
 from app.api.deps import (
@@ -15,6 +16,7 @@ from app.api.deps import (
     SettingsDep,
     request_id,
 )
+from app.auth import Principal
 from app.errors import NotFound, Unprocessable
 from app.exports import csv_lines
 from app.incidents import IncidentFilter, count_visible, visible_incident, visible_incidents
@@ -71,6 +73,28 @@ def incident_filter(
 FilterDep = Annotated[IncidentFilter, Depends(incident_filter)]
 
 
+def _audit(
+    session: Session,
+    principal: Principal,
+    request: Request,
+    action: str,
+    filters: dict[str, Any],
+    rows: int,
+    reason: str | None = None,
+) -> None:
+    """Put a read or an export of raw incidents on record, in the request's transaction."""
+    audit.record(
+        session,
+        principal,
+        action,
+        endpoint=request.url.path,
+        request_id=request_id(request),
+        filters=filters,
+        row_count=rows,
+        reason=reason,
+    )
+
+
 def _feature(row: dict[str, Any]) -> dict[str, Any]:
     return point_feature(row["id"], row["lon"], row["lat"], {k: row[k] for k in PROPERTIES})
 
@@ -96,15 +120,7 @@ def list_incidents(
     conn = session.connection()
     total = count_visible(conn, principal, f)
     features = [_feature(r) for r in visible_incidents(conn, principal, f, limit, offset)]
-    audit.record(
-        session,
-        principal,
-        "incident.read",
-        endpoint=request.url.path,
-        request_id=request_id(request),
-        filters=f.as_dict(),
-        row_count=len(features),
-    )
+    _audit(session, principal, request, "incident.read", f.as_dict(), len(features))
     links = []
     if offset + limit < total:
         nxt = request.url.include_query_params(offset=offset + limit, limit=limit)
@@ -131,16 +147,7 @@ def export_incidents(
     """Return every visible incident under the filter as CSV for Swedish Excel."""
     conn = session.connection()
     rows = list(visible_incidents(conn, principal, f, limit=None))
-    audit.record(
-        session,
-        principal,
-        "incident.export",
-        endpoint=request.url.path,
-        request_id=request_id(request),
-        filters=f.as_dict(),
-        row_count=len(rows),
-        reason=reason,
-    )
+    _audit(session, principal, request, "incident.export", f.as_dict(), len(rows), reason)
     columns = ("id", *PROPERTIES, "lon", "lat")
     lines = csv_lines(columns, ([r[c] for c in columns] for r in rows))
     return StreamingResponse(
@@ -163,13 +170,5 @@ def get_incident(
     row = visible_incident(session.connection(), principal, incident_id)
     if row is None:
         raise NotFound(f"no incident {incident_id}")
-    audit.record(
-        session,
-        principal,
-        "incident.read",
-        endpoint=request.url.path,
-        request_id=request_id(request),
-        filters={"id": incident_id},
-        row_count=1,
-    )
+    _audit(session, principal, request, "incident.read", {"id": incident_id}, 1)
     return Response(dumps(_feature(row)), media_type=GEOJSON)
