@@ -13,14 +13,18 @@ from app.auth import Principal
 from app.db.models import Role
 
 # An incident is visible to its reporting organisation (analysts and reporters) and to the
-# analysts of organisations with a live raw grant on an area it lies in.
+# analysts of organisations with a live raw grant on an area it lies in. Written as a set of ids
+# from two indexed lookups (the organisation's own incidents; incident_area by granted area)
+# rather than a per-row OR, which made PostgreSQL test every incident of the table.
 VISIBLE_SQL = """
-(
-    (i.organisation_id = :org AND :role IN ('analyst', 'reporter'))
-    OR (:role = 'analyst' AND EXISTS (
-        SELECT 1 FROM est.incident_area ia JOIN est.area_grant g ON g.area_id = ia.area_id
-        WHERE ia.incident_id = i.id AND g.organisation_id = :org AND g.level = 'raw'
-          AND (g.expires_at IS NULL OR g.expires_at > now())))
+i.id IN (
+    SELECT own.id FROM est.incident own
+    WHERE own.organisation_id = :org AND :role IN ('analyst', 'reporter')
+    UNION
+    SELECT ia.incident_id FROM est.incident_area ia
+    JOIN est.area_grant g ON g.area_id = ia.area_id
+    WHERE :role = 'analyst' AND g.organisation_id = :org AND g.level = 'raw'
+      AND (g.expires_at IS NULL OR g.expires_at > now())
 )
 """
 
