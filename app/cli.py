@@ -351,7 +351,7 @@ def demo(
     keys: Annotated[bool, typer.Option(help="Print fresh demo API keys.")] = True,
 ) -> None:
     """Load demo incidents for Svalöv, Eslöv, Klippan, Sölvesborg and Älmhult."""
-    from app.demo import demo_keys, load_demo, load_polisen
+    from app.demo import POLISEN_ORGANISATION, demo_keys, ensure_organisation, load_demo
 
     taxonomy = load_taxonomy()
     with _engine(SYSTEM_ROLE).begin() as conn:
@@ -364,16 +364,10 @@ def demo(
         table.add_row(name, str(r.created), str(r.updated), str(r.unchanged))
     console.print(table)
     if polisen is not None:
-        if not polisen.exists():
-            raise _fail(f"{polisen} does not exist")
+        # the archive is imported like any file, with the polisen-csv preset (area_centroid)
         with _engine(SYSTEM_ROLE).begin() as conn:
-            p = load_polisen(conn, taxonomy, polisen)
-        skipped = sum(p.not_incidents.values())
-        console.print(
-            f"polisen.se: {p.stored.created} created, {p.stored.updated} updated, "
-            f"{p.stored.unchanged} unchanged, all marked area_centroid; {skipped} events of "
-            f"{len(p.not_incidents)} types that are not incidents were left out"
-        )
+            ensure_organisation(conn, *POLISEN_ORGANISATION, "police")
+        import_file(polisen, org=POLISEN_ORGANISATION[0], mapping="polisen-csv", accept_valid=True)
     if keys:
         with _engine(SYSTEM_ROLE).begin() as conn:
             created = demo_keys(conn)

@@ -8,10 +8,6 @@ result is deterministic for a seed and an end week.
 
 from __future__ import annotations
 
-import csv
-import gzip
-from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -28,7 +24,6 @@ from sqlalchemy import Connection, text
 from app.access import OPERATOR_KIND, grant_area, new_key
 from app.db.models import GrantLevel, Role
 from app.ingest.areas import REPO_DATA, create_union_area, storage_srid
-from app.ingest.readers import parse_polisen_time
 from app.ingest.store import IncidentRecord, UpsertResult, upsert_incidents
 from app.taxonomy import Taxonomy
 from clustering.synthetic import HotspotSpec, Trend, generate_incidents
@@ -36,7 +31,7 @@ from clustering.synthetic import HotspotSpec, Trend, generate_incidents
 PLACES_FILE = REPO_DATA / "demo" / "places.yaml"
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 DEMO_SOURCE = "demo"
-POLISEN_SOURCE = "polisen.se"
+POLISEN_ORGANISATION = ("polisen", "Polismyndigheten (öppna händelser från polisen.se)")
 
 # What each kind of place produces (category code -> relative weight), how spread out it is
 # and which trends it takes in turn across the kommuner, so that the demo shows all three.
@@ -260,51 +255,3 @@ def demo_keys(conn: Connection) -> list[tuple[str, Role, str]]:
     return [
         (org, role, new_key(conn, org, role, name, None).token) for org, role, name in DEMO_KEYS
     ]
-
-
-@dataclass(frozen=True)
-class PolisenResult:
-    """What loading the polisen.se archive did."""
-
-    stored: UpsertResult
-    not_incidents: Counter[str]
-
-
-def read_polisen_archive(
-    path: Path, taxonomy: Taxonomy, srid: int, not_incidents: Counter[str]
-) -> Iterator[IncidentRecord]:
-    """Yield the archive's events as incidents at their area centroid (counting skipped types)."""
-    to_storage = Transformer.from_crs(4326, srid, always_xy=True)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            code = taxonomy.polisen.get(row["type"])
-            if code is None:
-                not_incidents[row["type"]] += 1
-                continue
-            x, y = to_storage.transform(float(row["lon"]), float(row["lat"]))
-            yield IncidentRecord(
-                source=POLISEN_SOURCE,
-                external_id=row["id"],
-                category_code=code,
-                occurred_from=parse_polisen_time(row["datetime"]),
-                occurred_to=None,
-                x=float(x),
-                y=float(y),
-                location_precision="area_centroid",
-                description=(row.get("summary") or "").strip() or None,
-                created_by="est demo --polisen",
-            )
-
-
-def load_polisen(conn: Connection, taxonomy: Taxonomy, path: Path) -> PolisenResult:
-    """Load the polisen.se events archive, every event marked area_centroid."""
-    srid = storage_srid(conn)
-    org_id = ensure_organisation(
-        conn, "polisen", "Polismyndigheten (öppna händelser från polisen.se)", "police"
-    )
-    skipped: Counter[str] = Counter()
-    stored = upsert_incidents(
-        conn, org_id, srid, read_polisen_archive(path, taxonomy, srid, skipped)
-    )
-    return PolisenResult(stored=stored, not_incidents=skipped)

@@ -7,15 +7,16 @@ from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from pyproj import Transformer
 from sqlalchemy import Engine, text
 
 from app.demo import (
     demo_period,
     load_demo,
     load_demo_plan,
-    parse_polisen_time,
-    read_polisen_archive,
 )
+from app.ingest.mapping import load_mapping
+from app.ingest.readers import parse_polisen_time, read_batches
 from app.taxonomy import load_taxonomy
 
 TODAY = date(2026, 11, 18)  # a Wednesday in ISO week 47
@@ -80,10 +81,12 @@ def test_polisen_events_become_area_centroid_incidents_and_summaries_are_skipped
         f.write("id,datetime,type,location_name,lat,lon,name,summary,url\n")
         f.write('1,2024-05-01 22:10:00 +02:00,Misshandel,Eslöv,55.839,13.303,"x","Bråk.",/a\n')
         f.write('2,2024-05-02 6:00:00 +02:00,Sammanfattning natt,Skåne län,55.99,13.59,"y","",/b\n')
-    skipped: Counter[str] = Counter()
-    records = list(read_polisen_archive(path, load_taxonomy(), 3006, skipped))
-    assert len(records) == 1 and skipped == Counter({"Sammanfattning natt": 1})
-    r = records[0]
-    assert r.location_precision == "area_centroid" and r.external_id == "1"
-    assert r.category_code.startswith("vald.")
-    assert 390_000 < r.x < 410_000 and 6_180_000 < r.y < 6_200_000
+    # `est demo --polisen` imports the archive with this preset
+    (read,) = read_batches(path, load_mapping("polisen-csv"))
+    b = read.batch
+    assert len(b) == 1 and read.not_incident == Counter({"Sammanfattning natt": 1})
+    assert read.source == "polisen.se"
+    assert list(b.location_precision) == ["area_centroid"] and list(b.external_id) == ["1"]
+    assert b.category[0].startswith("vald.")
+    x, y = Transformer.from_crs(b.crs, 3006, always_xy=True).transform(b.x[0], b.y[0])
+    assert 390_000 < x < 410_000 and 6_180_000 < y < 6_200_000
