@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from psycopg.errors import ForeignKeyViolation, LockNotAvailable
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from app.demo import ensure_organisation
 from app.ingest.store import IncidentRecord, upsert_incidents
@@ -60,17 +65,23 @@ def test_resending_records_updates_changed_ones_and_leaves_the_rest(
     assert category == "tillgrepp.cykelstold"
 
 
-def test_the_last_of_two_records_with_one_key_in_a_batch_wins(system_engine: Engine) -> None:
+def test_records_with_one_key_in_a_batch_are_stored_in_their_order(
+    system_engine: Engine,
+) -> None:
     with system_engine.connect() as conn:
         org = _org(conn)
-        result = upsert_incidents(
-            conn, org, 3006, [_record(1), _record(1, category_code="brand.anlagd")]
-        )
+        later = _record(1, category_code="brand.anlagd")
+        result = upsert_incidents(conn, org, 3006, [_record(1), _record(2), later, later])
         category = conn.scalar(
-            text("SELECT category_code FROM est.incident WHERE organisation_id = :o"), {"o": org}
+            text(
+                "SELECT category_code FROM est.incident "
+                "WHERE organisation_id = :o AND external_id = 'r1'"
+            ),
+            {"o": org},
         )
         conn.rollback()
-    assert (result.created, result.updated, result.unchanged) == (1, 0, 0)
+    # The first creates, the second changes it, the third says the same again.
+    assert (result.created, result.updated, result.unchanged) == (2, 1, 1)
     assert category == "brand.anlagd"
 
 
@@ -89,3 +100,101 @@ def test_incidents_are_placed_in_every_area_they_lie_in(system_engine: Engine) -
         ).all()
         conn.rollback()
     assert areas == ["12", "1285"]  # Skåne län and Eslöv kommun
+
+
+def _new_category(conn: Connection, code: str) -> None:
+    conn.execute(
+        text("INSERT INTO est.category (code, label_sv, label_en) VALUES (:c, 'Prov', 'Test')"),
+        {"c": code},
+    )
+
+
+def test_an_incident_must_refer_to_a_known_category_and_organisation(
+    owner_engine: Engine,
+) -> None:
+    with owner_engine.connect() as conn:
+        org = _org(conn)
+        conn.commit()
+    for changes, org_id, message in [
+        ({"category_code": "ingen.sadan"}, org, "category 'ingen.sadan', which does not exist"),
+        ({}, 987_654, "organisation 987654, which does not exist"),
+    ]:
+        with owner_engine.connect() as conn:
+            with pytest.raises(ForeignKeyViolation, match=message):
+                try:
+                    upsert_incidents(conn, org_id, 3006, [_record(1, **changes)])
+                except DBAPIError as exc:
+                    raise exc.orig from None  # type: ignore[misc]
+            conn.rollback()
+
+
+def test_a_category_or_organisation_in_use_cannot_be_deleted(owner_engine: Engine) -> None:
+    with owner_engine.connect() as conn:
+        _new_category(conn, "prov.anvand")
+        org = _org(conn)
+        upsert_incidents(conn, org, 3006, [_record(1, category_code="prov.anvand")])
+        for statement, message in [
+            ("DELETE FROM est.category WHERE code = 'prov.anvand'", "still used by incidents"),
+            ("UPDATE est.category SET code = 'prov.ny' WHERE code = 'prov.anvand'", "still used"),
+            (f"DELETE FROM est.organisation WHERE id = {org}", "still has incidents"),
+        ]:
+            conn.exec_driver_sql("SAVEPOINT s")
+            with pytest.raises(DBAPIError, match=message) as caught:
+                conn.exec_driver_sql(statement)
+            assert isinstance(caught.value.orig, ForeignKeyViolation)
+            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT s")
+        conn.execute(text("DELETE FROM est.incident WHERE organisation_id = :o"), {"o": org})
+        conn.exec_driver_sql("DELETE FROM est.category WHERE code = 'prov.anvand'")  # now free
+        conn.rollback()
+
+
+def test_a_category_cannot_be_deleted_while_an_uncommitted_import_uses_it(
+    owner_engine: Engine,
+) -> None:
+    """The inserting transaction holds its parent rows FOR KEY SHARE, as a foreign key does."""
+    with owner_engine.connect() as setup:
+        _new_category(setup, "prov.samtidig")
+        setup.commit()
+    with owner_engine.connect() as writer, owner_engine.connect() as deleter:
+        org = _org(writer)
+        upsert_incidents(writer, org, 3006, [_record(7, category_code="prov.samtidig")])
+        deleter.exec_driver_sql("SET lock_timeout = '300ms'")
+        with pytest.raises(DBAPIError) as caught:
+            deleter.exec_driver_sql("DELETE FROM est.category WHERE code = 'prov.samtidig'")
+        assert isinstance(caught.value.orig, LockNotAvailable)
+        deleter.rollback()
+        writer.commit()
+        with pytest.raises(DBAPIError, match="still used by incidents"):
+            deleter.exec_driver_sql("DELETE FROM est.category WHERE code = 'prov.samtidig'")
+        deleter.rollback()
+    with owner_engine.begin() as conn:
+        conn.execute(text("DELETE FROM est.incident WHERE organisation_id = :o"), {"o": org})
+        conn.exec_driver_sql("DELETE FROM est.category WHERE code = 'prov.samtidig'")
+
+
+def test_two_writers_of_one_new_key_wait_for_each_other_instead_of_failing(
+    system_engine: Engine,
+) -> None:
+    """The second writer waits on the (organisation, source) lock, then finds the record."""
+    with system_engine.connect() as first, system_engine.connect() as second:
+        org = _org(first)
+        first.commit()
+        first_result = upsert_incidents(first, org, 3006, [_record(42)])
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(upsert_incidents, second, org, 3006, [_record(42)])
+            time.sleep(0.5)
+            assert not pending.done()  # waiting for the first writer
+            first.commit()
+            second_result = pending.result(timeout=30)
+        second.commit()
+    with system_engine.begin() as conn:
+        stored = conn.scalar(
+            text(
+                "SELECT count(*) FROM est.incident "
+                "WHERE organisation_id = :o AND external_id = 'r42'"
+            ),
+            {"o": org},
+        )
+        conn.execute(text("DELETE FROM est.incident WHERE organisation_id = :o"), {"o": org})
+    assert (first_result.created, second_result.created, second_result.unchanged) == (1, 0, 1)
+    assert stored == 1

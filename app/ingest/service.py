@@ -15,7 +15,7 @@ from shapely import wkb
 from sqlalchemy import Connection, text
 
 from app.ingest.batch import RawBatch, RowError
-from app.ingest.store import Staging, UpsertResult
+from app.ingest.store import NOTHING_STORED, Staging, UpsertResult, prepare
 from app.ingest.validate import DefaultLocation, IngestContext, Validated, describe, validate
 from app.settings import Settings
 
@@ -120,11 +120,10 @@ def ingest_batch(
     """Validate a batch and store its valid rows (all of them, or none when any is rejected)."""
     validated = validate(batch, ctx, source)
     if validated.rejected and not store_when_rejected:
-        return BatchOutcome(validated, UpsertResult(0, 0, 0), [])
-    staging = Staging(conn)
-    staging.copy_frame(staged_frame(validated, created_by))
-    shared = staging.shared_points(ctx.srid, shared_point_warning)
-    stored = staging.apply(organisation_id, ctx.srid)
+        return BatchOutcome(validated, NOTHING_STORED, [])
+    staging = Staging(conn, organisation_id, ctx.srid)
+    stored = staging.store(prepare(staged_frame(validated, created_by)))
+    shared = staging.shared_points(shared_point_warning)
     notes = describe(validated.masked_counts, validated.at_default_location, shared)
     return BatchOutcome(validated, stored, notes)
 
@@ -136,10 +135,10 @@ def record_results(outcome: BatchOutcome) -> list[dict[str, Any]]:
         {
             "row": int(r),
             "external_id": e,
-            "status": outcome.stored.status(s, e),
+            "status": outcome.stored.status(int(r)),
             **({"masked": True} if int(r) in v.masked else {}),
         }
-        for r, s, e in zip(v.row, v.source, v.external_id, strict=True)
+        for r, e in zip(v.row, v.external_id, strict=True)
     ]
     results += [
         {"row": e.row, "status": "rejected", "field": e.field, "reason": e.reason}

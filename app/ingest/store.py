@@ -1,4 +1,4 @@
-"""The one way incidents reach the database: COPY into staging, then one set-based upsert.
+"""The one way incidents reach the database: COPY into staging, then set-based statements.
 
 Records are keyed by (organisation, source, external_id): sending a record again updates it
 when something changed and leaves it alone otherwise, so imports can be repeated safely.
@@ -6,7 +6,7 @@ when something changed and leaves it alone otherwise, so imports can be repeated
 
 from __future__ import annotations
 
-import io
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,21 +48,36 @@ class IncidentRecord:
 
 @dataclass(frozen=True)
 class UpsertResult:
-    """How many records were created, updated or already stored as they are, and which."""
+    """How many records created, updated or found already stored as they are, and which rows.
+
+    Records count in the order given, as if stored one after another: a second record with a
+    key that an earlier record of the same call created or changed counts as updated (or
+    unchanged, when it says the same). The row sets are filled when asked for (`row_statuses`).
+    """
 
     created: int
     updated: int
     unchanged: int
-    created_keys: frozenset[tuple[str, str]] = frozenset()
-    updated_keys: frozenset[tuple[str, str]] = frozenset()
+    created_rows: frozenset[int] = frozenset()
+    updated_rows: frozenset[int] = frozenset()
 
-    def status(self, source: str, external_id: str) -> str:
-        """Return created, updated or unchanged for one record's key."""
-        key = (source, external_id)
-        if key in self.created_keys:
+    def status(self, row: int) -> str:
+        """Return created, updated or unchanged for one stored row number."""
+        if row in self.created_rows:
             return "created"
-        return "updated" if key in self.updated_keys else "unchanged"
+        return "updated" if row in self.updated_rows else "unchanged"
 
+    def __add__(self, other: UpsertResult) -> UpsertResult:
+        return UpsertResult(
+            self.created + other.created,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+            self.created_rows | other.created_rows,
+            self.updated_rows | other.updated_rows,
+        )
+
+
+NOTHING_STORED = UpsertResult(0, 0, 0)
 
 # One staged row: row_no, source, external_id, category_code, occurred_from, occurred_to, x, y,
 # location_precision, description, created_by (times as datetimes or ISO 8601 text).
@@ -95,121 +110,208 @@ def upsert_incidents(
 def upsert_rows(
     conn: Connection, organisation_id: int, srid: int, rows: Iterable[StagedRow]
 ) -> UpsertResult:
-    """COPY rows into a staging table and upsert them in one statement.
+    """Store rows given as tuples in the staging layout (the few-records path)."""
+    frame = pd.DataFrame(list(rows), columns=list(STAGING_COLUMNS))
+    return Staging(conn, organisation_id, srid).store(prepare(frame))
 
-    Within one call a later row with the same (source, external_id) wins over an earlier one.
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """Rows as COPY text, split into rounds with at most one row per key in each.
+
+    Round k holds the k-th occurrence of every key, so storing the rounds in turn stores the
+    records in their order. Preparing needs no connection: it can run on another thread.
     """
-    staging = Staging(conn)
-    staging.copy_rows(rows)
-    return staging.apply(organisation_id, srid)
+
+    rounds: tuple[str, ...]
+
+
+def prepare(frame: pd.DataFrame) -> PreparedBatch:
+    """Format a frame in the staging layout (`STAGING_COLUMNS`) as CSV text for COPY.
+
+    Empty fields are NULL in COPY's CSV format; validation has already refused empty text,
+    so no value is lost that way.
+    """
+    frame = frame.loc[:, list(STAGING_COLUMNS)]
+    if frame.duplicated(["source", "external_id"]).any():
+        occurrence = frame.groupby(["source", "external_id"], sort=False).cumcount()
+        parts = [frame[occurrence.to_numpy() == k] for k in range(int(occurrence.max()) + 1)]
+    else:
+        parts = [frame]
+    return PreparedBatch(tuple(part.to_csv(header=False, index=False) for part in parts))
 
 
 class Staging:
-    """A temporary table that takes any number of COPYs and is applied with one upsert."""
+    """Stores prepared batches of one organisation's records through a temporary table.
 
-    def __init__(self, conn: Connection) -> None:
+    Each round of a batch is COPYed into the table, applied with one UPDATE of the changed
+    incidents and one INSERT of the new ones (the new ones placed in their areas in the same
+    statement), and the table is emptied for the next. Writers of one organisation and source
+    take a transaction-level advisory lock first, so a key cannot be inserted by two
+    transactions at once. Every point staged is tallied for `shared_points`.
+    """
+
+    def __init__(
+        self, conn: Connection, organisation_id: int, srid: int, row_statuses: bool = True
+    ) -> None:
         self.conn = conn
+        self.organisation_id = organisation_id
+        self.srid = srid
+        self.row_statuses = row_statuses
+        self._locked: set[str] = set()
+        # One pair of tables per transaction, emptied for each Staging made in it.
         conn.exec_driver_sql(
-            "CREATE TEMP TABLE incident_staging (row_no bigint, source text, external_id text, "
-            "category_code text, occurred_from timestamptz, occurred_to timestamptz, "
-            "x double precision, y double precision, "
+            "CREATE TEMP TABLE IF NOT EXISTS incident_staging (row_no bigint, source text, "
+            "external_id text, category_code text, occurred_from timestamptz, "
+            "occurred_to timestamptz, x double precision, y double precision, "
             "location_precision est.location_precision, description text, created_by text) "
             "ON COMMIT DROP"
         )
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE IF NOT EXISTS staged_point (x double precision, "
+            "y double precision, n bigint) ON COMMIT DROP"
+        )
+        conn.exec_driver_sql("TRUNCATE incident_staging, staged_point")
 
-    def _cursor(self) -> Any:
-        raw = self.conn.connection.driver_connection
+    def store(self, batch: PreparedBatch) -> UpsertResult:
+        """Store a prepared batch, round by round; return what happened to its rows."""
+        result = NOTHING_STORED
+        for csv_text in batch.rounds:
+            result = result + self._store_round(csv_text)
+        return result
+
+    def _store_round(self, csv_text: str) -> UpsertResult:
+        conn = self.conn
+        raw = conn.connection.driver_connection
         assert raw is not None
-        return raw.cursor()
-
-    def copy_rows(self, rows: Iterable[StagedRow]) -> None:
-        """COPY rows given as tuples (the few-records path)."""
-        columns = ", ".join(STAGING_COLUMNS)
-        with self._cursor() as cur, cur.copy(f"COPY incident_staging ({columns}) FROM STDIN") as cp:
-            for row in rows:
-                cp.write_row(row)
-
-    def copy_frame(self, frame: pd.DataFrame) -> None:
-        """COPY a frame with the staging columns as CSV text, formatted in C by pandas.
-
-        Empty fields are NULL in COPY's CSV format; validation has already refused empty text,
-        so no value is lost that way.
-        """
-        buffer = io.StringIO()
-        frame.loc[:, list(STAGING_COLUMNS)].to_csv(buffer, header=False, index=False)
         columns = ", ".join(STAGING_COLUMNS)
         with (
-            self._cursor() as cur,
-            cur.copy(f"COPY incident_staging ({columns}) FROM STDIN (FORMAT csv)") as cp,
+            raw.cursor() as cur,
+            cur.copy(f"COPY incident_staging ({columns}) FROM STDIN (FORMAT csv)") as copy,
         ):
-            cp.write(buffer.getvalue())
+            copy.write(csv_text)
+        staged = conn.exec_driver_sql(
+            "WITH tally AS (INSERT INTO staged_point SELECT x, y, count(*) FROM incident_staging"
+            " WHERE location_precision <> 'area_centroid' GROUP BY x, y)"
+            " SELECT count(*), array_agg(DISTINCT source) FROM incident_staging"
+        ).one()
+        total, sources = int(staged[0]), staged[1] or []
+        self._lock_sources(sources)
+        params = {"org": self.organisation_id, "srid": self.srid}
+        existing = conn.execute(text(_EXISTING_SQL), params).scalar_one()
+        changed = conn.execute(text(_apply_sql(existing > 0, self.row_statuses)), params).all()
+        conn.exec_driver_sql("TRUNCATE incident_staging")
+        updated_ids = [r.id for r in changed if r.status == "updated"]
+        if updated_ids:
+            place_in_areas(conn, updated_ids)
+        if self.row_statuses:
+            created_rows = frozenset(int(r.row_no) for r in changed if r.status == "created")
+            updated_rows = frozenset(int(r.row_no) for r in changed if r.status == "updated")
+            created, updated = len(created_rows), len(updated_rows)
+        else:
+            created_rows = updated_rows = frozenset()
+            created = sum(int(r.row_no) for r in changed if r.status == "created")
+            updated = len(updated_ids)
+        return UpsertResult(created, updated, total - created - updated, created_rows, updated_rows)
 
-    def shared_points(self, srid: int, at_least: int) -> list[tuple[float, float, int]]:
+    def _lock_sources(self, sources: Iterable[str]) -> None:
+        """Take the advisory lock of (organisation, source) for every source not yet locked."""
+        new = sorted(set(sources) - self._locked)
+        if new:
+            self.conn.execute(
+                text(
+                    "SELECT pg_advisory_xact_lock(:org, h) FROM "
+                    "(SELECT DISTINCT hashtext(s) AS h FROM unnest(CAST(:sources AS text[])) s "
+                    "ORDER BY 1) locks"
+                ),
+                {"org": self.organisation_id, "sources": new},
+            ).all()
+            self._locked.update(new)
+
+    def shared_points(self, at_least: int) -> list[tuple[float, float, int]]:
         """Return (lon, lat, count) of points that at least `at_least` staged records share,
         leaving out area centroids (sharing those is expected)."""
         rows = self.conn.execute(
             text("""
                 SELECT ST_X(p) AS lon, ST_Y(p) AS lat, n FROM (
                     SELECT ST_Transform(ST_SetSRID(ST_MakePoint(x, y), :srid), 4326) AS p,
-                           count(*) AS n
-                    FROM incident_staging WHERE location_precision <> 'area_centroid'
-                    GROUP BY x, y HAVING count(*) >= :n) s
+                           sum(n) AS n
+                    FROM staged_point GROUP BY x, y HAVING sum(n) >= :n) s
                 ORDER BY n DESC, lon, lat
             """),
-            {"srid": srid, "n": at_least},
+            {"srid": self.srid, "n": at_least},
         ).all()
         return [(r.lon, r.lat, int(r.n)) for r in rows]
 
-    def apply(self, organisation_id: int, srid: int) -> UpsertResult:
-        """Upsert everything staged for the organisation and place changed incidents in areas."""
-        conn = self.conn
-        distinct = conn.exec_driver_sql(
-            "SELECT count(*) FROM (SELECT DISTINCT source, external_id FROM incident_staging) d"
-        ).scalar_one()
-        changed = conn.execute(text(UPSERT_SQL), {"org": organisation_id, "srid": srid}).all()
-        conn.exec_driver_sql("DROP TABLE incident_staging")
-        if changed:
-            place_in_areas(conn, [r.id for r in changed])
-        created = frozenset((r.source, r.external_id) for r in changed if r.inserted)
-        updated = frozenset((r.source, r.external_id) for r in changed if not r.inserted)
-        return UpsertResult(
-            created=len(created),
-            updated=len(updated),
-            unchanged=distinct - len(changed),
-            created_keys=created,
-            updated_keys=updated,
-        )
 
+# A key's incident, looked up through the unique index row by row: a scalar subquery is not
+# turned into a join, which would read all of the organisation's incidents for every round.
+_EXISTING = """(SELECT e.id FROM est.incident AS e
+     WHERE e.organisation_id = :org AND e.source = s.source AND e.external_id = s.external_id)"""
+_EXISTING_SQL = f"SELECT count(*) FROM incident_staging AS s WHERE {_EXISTING} IS NOT NULL"
 
-UPSERT_SQL = """
-WITH latest AS (
-    SELECT DISTINCT ON (source, external_id) *
-    FROM incident_staging
-    ORDER BY source, external_id, row_no DESC
+_UPDATE_CHANGED = """
+    UPDATE est.incident AS i SET
+        category_code = s.category_code,
+        occurred_from = s.occurred_from,
+        occurred_to = s.occurred_to,
+        geom = ST_SetSRID(ST_MakePoint(s.x, s.y), :srid),
+        location_precision = s.location_precision,
+        description = s.description,
+        updated_at = now(),
+        deleted_at = NULL
+    FROM incident_staging AS s
+    WHERE i.organisation_id = :org AND i.source = s.source AND i.external_id = s.external_id
+      AND ((i.category_code, i.occurred_from, i.occurred_to, i.location_precision, i.description)
+           IS DISTINCT FROM (s.category_code, s.occurred_from, s.occurred_to,
+                             s.location_precision, s.description)
+           OR NOT ST_Equals(i.geom, ST_SetSRID(ST_MakePoint(s.x, s.y), :srid))
+           OR i.deleted_at IS NOT NULL)
+    RETURNING i.id, s.row_no"""
+
+_APPLY_SQL = """
+WITH updated AS ({update}
+), inserted AS (
+    INSERT INTO est.incident (
+        organisation_id, source, external_id, category_code, occurred_from, occurred_to, geom,
+        location_precision, description, created_by
+    )
+    SELECT :org, s.source, s.external_id, s.category_code, s.occurred_from, s.occurred_to,
+           ST_SetSRID(ST_MakePoint(s.x, s.y), :srid), s.location_precision, s.description,
+           s.created_by
+    FROM incident_staging AS s
+    {only_new}
+    RETURNING id, source, external_id, geom
+), placed AS (
+    INSERT INTO est.incident_area (incident_id, area_id, organisation_id)
+    SELECT n.id, a.id, :org FROM inserted AS n JOIN est.area AS a ON ST_Intersects(a.geom, n.geom)
 )
-INSERT INTO est.incident AS i (
-    organisation_id, source, external_id, category_code, occurred_from, occurred_to, geom,
-    location_precision, description, created_by
-)
-SELECT :org, source, external_id, category_code, occurred_from, occurred_to,
-       ST_SetSRID(ST_MakePoint(x, y), :srid), location_precision, description, created_by
-FROM latest
-ON CONFLICT (organisation_id, source, external_id) DO UPDATE SET
-    category_code = EXCLUDED.category_code,
-    occurred_from = EXCLUDED.occurred_from,
-    occurred_to = EXCLUDED.occurred_to,
-    geom = EXCLUDED.geom,
-    location_precision = EXCLUDED.location_precision,
-    description = EXCLUDED.description,
-    updated_at = now(),
-    deleted_at = NULL
-WHERE (i.category_code, i.occurred_from, i.occurred_to, i.location_precision, i.description)
-      IS DISTINCT FROM (EXCLUDED.category_code, EXCLUDED.occurred_from, EXCLUDED.occurred_to,
-                        EXCLUDED.location_precision, EXCLUDED.description)
-   OR NOT ST_Equals(i.geom, EXCLUDED.geom)
-   OR i.deleted_at IS NOT NULL
-RETURNING i.id, i.source, i.external_id, (xmax = 0) AS inserted
+SELECT 'updated' AS status, id, row_no FROM updated
+UNION ALL
+{created}
 """
+
+
+@functools.cache
+def _apply_sql(some_exist: bool, row_statuses: bool) -> str:
+    """The statement that stores one round (at most one row per key).
+
+    Its parts see the incidents as they were before it, so a key is either updated or
+    inserted. When no staged key exists yet (a new import), the lookups and the UPDATE are
+    left out. With row_statuses the created rows' numbers are returned, else only how many.
+    """
+    return _APPLY_SQL.format(
+        update=_UPDATE_CHANGED
+        if some_exist
+        else "SELECT NULL::bigint AS id, NULL::bigint AS row_no WHERE false",
+        only_new=f"WHERE {_EXISTING} IS NULL" if some_exist else "",
+        created=(
+            "SELECT 'created', NULL, s.row_no FROM inserted AS n JOIN incident_staging AS s "
+            "ON s.source = n.source AND s.external_id = n.external_id"
+            if row_statuses
+            else "SELECT 'created', NULL, count(*) FROM inserted"
+        ),
+    )
 
 
 def place_in_areas(conn: Connection, incident_ids: Sequence[int]) -> None:
