@@ -148,3 +148,33 @@ def test_a_killed_import_leaves_nothing_and_a_rerun_completes_it(
     assert jobs[1].counts["created"] == n
     with system_engine.begin() as conn:  # the other tests need not page through these
         conn.execute(text("DELETE FROM est.incident WHERE source = 'imp-kill'"))
+
+
+def test_a_key_repeated_in_the_file_counts_as_records_stored_in_file_order(
+    cli_env: dict[str, str], tmp_path: Path, system_engine: Engine, world: object
+) -> None:
+    """Rows 1,001 to 1,500 fall in a second batch; some repeat keys of the first batch, one
+    repeats a key of its own batch."""
+    rows = _rows(1500, "d")
+    rows[1100] = rows[10].replace("skadegorelse.klotter", "brand.anlagd")  # changes d10
+    rows[1200] = rows[20]  # says d20 again
+    rows[1300] = rows[1250].replace("rad 1250", "rad 1250, rättad")  # changes d1250 again
+    path = _write(tmp_path / "repeats.csv", rows)
+    args = ["import", str(path), "--org", "ingest-test", "--source", "imp-d", "--batch-size"]
+    result = runner.invoke(app, [*args, "1000"])
+    assert result.exit_code == 0, result.output
+    with system_engine.connect() as conn:
+        counts = conn.scalar(text("SELECT counts FROM est.import_job WHERE source = 'imp-d'"))
+        stored = conn.execute(
+            text(
+                "SELECT external_id, category_code, description FROM est.incident "
+                "WHERE source = 'imp-d' AND external_id IN ('d10', 'd1250')"
+                " ORDER BY external_id"
+            )
+        ).all()
+    assert (counts["created"], counts["updated"], counts["unchanged"]) == (1497, 2, 1)
+    assert _count(system_engine, "imp-d") == 1497
+    assert [tuple(r) for r in stored] == [
+        ("d10", "brand.anlagd", "rad 10"),
+        ("d1250", "skadegorelse.klotter", "rad 1250, rättad"),
+    ]

@@ -1,4 +1,4 @@
-"""Importing a whole file: every batch validated, staged by COPY, applied in one upsert.
+"""Importing a whole file: every batch validated, staged by COPY and stored set-wise.
 
 By default an import is all-or-nothing: one transaction, and any rejected row rolls it all back
 (the rejects are still reported, every one of them). With accept_valid the valid rows are
@@ -9,11 +9,13 @@ before the work starts, so an import that died is on record as well.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from queue import Full, Queue
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, text
@@ -22,9 +24,11 @@ from app.exports import csv_lines
 from app.ingest.batch import RowError
 from app.ingest.readers import ReadBatch, ReadTotals
 from app.ingest.service import ingest_context, staged_frame
-from app.ingest.store import Staging, UpsertResult
-from app.ingest.validate import describe, validate
+from app.ingest.store import NOTHING_STORED, PreparedBatch, Staging, prepare
+from app.ingest.validate import Validated, describe, validate
 from app.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -121,33 +125,43 @@ def run_import(
     accept_valid: bool = False,
     on_batch: Callable[[ReadBatch, ImportSummary], None] | None = None,
 ) -> ImportSummary:
-    """Validate and stage every batch in the caller's transaction, then apply them at once.
+    """Validate and store every batch in the caller's transaction.
 
-    Returns with `summary.stored` False when rows were rejected and accept_valid is off: the
-    caller then rolls the transaction back.
+    Reading, validating and formatting run on a worker thread one or two batches ahead, while
+    this thread stores the batch before: the database's work and Python's overlap. Returns with
+    `summary.stored` False when rows were rejected and accept_valid is off: the caller then rolls
+    the transaction back (what was stored of the earlier batches goes with it).
     """
     ctx = ingest_context(conn, settings)
-    staging = Staging(conn)
+    staging = Staging(conn, organisation_id, ctx.srid, row_statuses=False)
+
+    def prepared() -> Iterator[tuple[ReadBatch, Validated, PreparedBatch | None]]:
+        storing = True
+        for read in batches:
+            validated = validate(read.batch, ctx, source)
+            storing = storing and (accept_valid or not validated.rejected)
+            ready = prepare(staged_frame(validated, created_by)) if storing else None
+            yield read, validated, ready
+
     masked: Counter[str] = Counter()
     at_default: Counter[str] = Counter()
     totals = ReadTotals()
-    for read in batches:
-        validated = validate(read.batch, ctx, source)
+    stored = NOTHING_STORED
+    for read, validated, ready in ahead_on_a_thread(prepared()):
         totals.add(read)
         summary.rows += len(read.batch)
         summary.rejected += validated.rejected
         masked += validated.masked_counts
         at_default += validated.at_default_location
-        if accept_valid or not summary.rejected:
-            staging.copy_frame(staged_frame(validated, created_by))
+        if ready is not None and (accept_valid or not summary.rejected):
+            stored = stored + staging.store(ready)
         if on_batch is not None:
             on_batch(read, summary)
     summary.not_incident = totals.not_incident
-    shared = staging.shared_points(ctx.srid, settings.shared_point_warning)
+    shared = staging.shared_points(settings.shared_point_warning)
     summary.notes = totals.warnings + describe(masked, at_default, shared)
     if summary.rejected and not accept_valid:
         return summary
-    stored: UpsertResult = staging.apply(organisation_id, ctx.srid)
     summary.created, summary.updated, summary.unchanged = (
         stored.created,
         stored.updated,
@@ -156,6 +170,50 @@ def run_import(
     summary.stored = True
     finish_import(conn, summary, "succeeded")
     return summary
+
+
+def ahead_on_a_thread(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Yield the items of an iterator that a worker thread computes up to `depth` ahead.
+
+    An exception in the worker is raised here, at the item where it happened; when the caller
+    stops early (an exception of its own, or closing this generator) the worker stops too.
+    """
+    queue: Queue[tuple[bool, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+        except BaseException as exc:  # handed over to the consumer, raised there
+            put((False, exc))
+            return
+        put((False, None))
+
+    worker = threading.Thread(target=work, name="import-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, value = queue.get()
+            if ok:
+                yield value
+            elif value is None:
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+        worker.join()
 
 
 def write_rejects(rejected: list[RowError], path: Path) -> None:
