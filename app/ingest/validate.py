@@ -20,7 +20,7 @@ from pyproj.exceptions import CRSError
 
 from app.db.models import LocationPrecision
 from app.ingest.batch import RawBatch, RowError
-from app.ingest.screening import screen_text
+from app.ingest.screening import Screened, screen_text
 
 PRECISIONS = {p.value for p in LocationPrecision}
 MAX_ID = 128
@@ -228,6 +228,7 @@ def _check_text(
     out = np.empty(len(batch), dtype=object)
     masked: dict[int, str] = {}
     counts: Counter[str] = Counter()
+    screened_before: dict[str, Screened] = {}  # feeds repeat texts ("THEFT: $500 AND UNDER")
     for i, value in enumerate(batch.description):
         if value is None:
             out[i] = None
@@ -235,19 +236,23 @@ def _check_text(
         if "\x00" in value:
             rej.add(_one(i, len(batch)), "description", "contains a NUL byte")
             continue
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            rej.add(_one(i, len(batch)), "description", "contains a lone surrogate (not UTF-8)")
-            continue
-        text = unicodedata.normalize("NFC", value).strip()
+        if not value.isascii():  # ASCII text is valid UTF-8 and already NFC
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                rej.add(_one(i, len(batch)), "description", "contains a lone surrogate (not UTF-8)")
+                continue
+            value = unicodedata.normalize("NFC", value)
+        text = value.strip()
         if not text:
             rej.add(_one(i, len(batch)), "description", "is empty: leave the field out instead")
             continue
         if len(text) > MAX_TEXT:
             rej.add(_one(i, len(batch)), "description", f"longer than {MAX_TEXT} characters")
             continue
-        screened = screen_text(text)
+        screened = screened_before.get(text)
+        if screened is None:
+            screened = screened_before[text] = screen_text(text)
         if screened.personal_numbers or screened.plates:
             counts["personnummer"] += screened.personal_numbers
             counts["registreringsnummer"] += screened.plates
