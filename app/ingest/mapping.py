@@ -111,12 +111,41 @@ class TimeSpec(_Model):
         return self.to
 
 
+class CategoryRule(_Model):
+    """A second column that changes the category of some rows, e.g. a "domestic" flag.
+
+    The rule applies to rows whose `column` holds one of the values in `is` (compared without
+    surrounding spaces and case) and, when `for` is given, whose category from the map is one
+    of those codes or below one of them; it sets `category`. The first rule that applies wins.
+    """
+
+    column: str = Field(min_length=1)
+    values: list[str] = Field(alias="is", min_length=1)
+    category: str = Field(min_length=1)
+    only_for: list[str] | None = Field(default=None, alias="for", min_length=1)
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        items = value if isinstance(value, list) else [value]
+        if any(item is None for item in items):
+            raise ValueError("an empty value cannot be matched; give the text the column holds")
+        # YAML reads true/false/yes/no without quotes as booleans: take them as written.
+        return [str(v).lower() if isinstance(v, bool) else str(v) for v in items]
+
+    @field_validator("only_for", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
 class CategorySpec(_Model):
-    """The category column and how its values become taxonomy codes."""
+    """The category column, how its values become taxonomy codes, and rules on other columns."""
 
     column: str = Field(min_length=1)
     map: dict[str, str | None] | Literal["polisen"] | None = None
     default: str | None = None
+    when: list[CategoryRule] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -294,6 +323,7 @@ class Mapping(_Model):
         names = list(self.id)
         names += [t.column for t in (self.time.start, self.time.end) if t is not None]
         names.append(self.category.column)
+        names += [rule.column for rule in self.category.when]
         if self.precision is not None and self.precision.column is not None:
             names.append(self.precision.column)
         names += description_columns(self.description)

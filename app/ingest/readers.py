@@ -46,6 +46,7 @@ from app.ingest.batch import ObjectArray, RawBatch, RowError
 from app.ingest.mapping import (
     ISO,
     POLISEN,
+    CategoryRule,
     Format,
     LocationSpec,
     Mapping,
@@ -323,13 +324,9 @@ def _plan(
         categories = dict(spec.map)
     if categories is not None:
         targets = set(categories.values()) | ({spec.default} if spec.has_default else set())
-        unknown = sorted(c for c in targets if c is not None and c not in opts.taxonomy.by_code)
-        if unknown:
-            raise MappingError(
-                f"category.map: {', '.join(map(repr, unknown))} "
-                f"{'is not a category code' if len(unknown) == 1 else 'are not category codes'} "
-                "of the taxonomy (data/categories.yaml)"
-            )
+        _known_codes("category.map", targets, opts.taxonomy)
+    for n, rule in enumerate(spec.when):
+        _known_codes(f"category.when[{n}]", {rule.category, *(rule.only_for or [])}, opts.taxonomy)
     return _Plan(
         mapping=mapping,
         location=location,
@@ -339,6 +336,16 @@ def _plan(
         polisen=spec.map == POLISEN,
         no_zone=opts.no_zone,
     )
+
+
+def _known_codes(where: str, codes: set[str | None], taxonomy: Taxonomy) -> None:
+    unknown = sorted(c for c in codes if c is not None and c not in taxonomy.by_code)
+    if unknown:
+        raise MappingError(
+            f"{where}: {', '.join(map(repr, unknown))} "
+            f"{'is not a category code' if len(unknown) == 1 else 'are not category codes'} "
+            "of the taxonomy (data/categories.yaml)"
+        )
 
 
 def _columns_note(columns: Sequence[str], name: str | None = None) -> str:
@@ -391,6 +398,7 @@ def _convert(
     """Parse the mapped columns of one batch; rows mapped to null categories are left out."""
     m = plan.mapping
     category, skip, not_incident = _categories(_text(cols[m.category.column]), plan, errors)
+    category = _category_rules(category, cols, m.category.when)
     time = m.time
     start, ambiguous = _times(cols[time.start.column], time.start, plan, errors, "occurred_from")
     end: TimeArray = np.full(row.size, _NAT)
@@ -481,6 +489,30 @@ def _categories(
     for value_index, reason in bad:
         errors.add_many(np.flatnonzero(codes == value_index), "category", reason)
     return out[codes], skip[codes], not_incident
+
+
+def _category_rules(
+    category: ObjectArray, cols: dict[str, Column], rules: Sequence[CategoryRule]
+) -> ObjectArray:
+    """Apply the mapping's `category.when` rules; the first rule that applies to a row wins."""
+    if not rules:
+        return category
+    out = category.copy()
+    mapped = pd.Series(category, dtype=object)
+    decided = np.zeros(len(category), dtype=bool)
+    for rule in rules:
+        said = pd.Series(_text(cols[rule.column]), dtype=object).str.strip().str.lower()
+        hit = said.isin([v.strip().lower() for v in rule.values]).to_numpy(bool)
+        hit = hit & ~decided & mapped.notna().to_numpy(bool)
+        if rule.only_for is not None:
+            codes = mapped.fillna("")
+            under = np.zeros(len(category), dtype=bool)
+            for code in rule.only_for:
+                under |= (codes.eq(code) | codes.str.startswith(code + ".")).to_numpy(bool)
+            hit = hit & under
+        out[hit] = rule.category
+        decided |= hit
+    return out
 
 
 def _times(

@@ -332,3 +332,33 @@ def test_a_mapping_dumped_as_json_reads_back_the_same() -> None:
         mapping = load_mapping(name)
         dumped = mapping.model_dump(mode="json", exclude_unset=True)
         assert parse_mapping(dumped) == mapping
+
+
+def test_a_category_rule_takes_an_unquoted_yes_as_written() -> None:
+    raw = {
+        **MINIMAL,
+        "category": {
+            "column": "c",
+            "when": [{"column": "Domestic", "is": True, "category": "vald.nara_relation"}],
+        },
+    }
+    rule = parse_mapping(raw).category.when[0]
+    assert rule.values == ["true"]
+    assert "Domestic" in parse_mapping(raw).columns()
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ({"column": "d", "category": "vald"}, "category.when[0].is is missing"),
+        ({"column": "d", "is": [], "category": "vald"}, "category.when[0].is: List should have"),
+        ({"column": "d", "is": None, "category": "vald"}, "an empty value cannot be matched"),
+        (
+            {"column": "d", "is": "x", "category": "vald", "unless": "y"},
+            "unknown key 'category.when[0].unless'",
+        ),
+    ],
+)
+def test_a_category_rule_with_a_mistake_is_refused(rule: dict[str, Any], expected: str) -> None:
+    raw = {**MINIMAL, "category": {"column": "c", "when": [rule]}}
+    assert expected in mapping_error(raw)

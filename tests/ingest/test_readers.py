@@ -21,7 +21,7 @@ import shapely
 
 from app.ingest import readers
 from app.ingest.batch import RowError
-from app.ingest.mapping import Mapping, load_mapping, parse_mapping
+from app.ingest.mapping import Mapping, MappingError, load_mapping, parse_mapping
 from app.ingest.readers import (
     ReadError,
     ReadTotals,
@@ -196,7 +196,10 @@ def test_chicago_rows_read_with_local_times_categories_and_block_level_points(
         expected_ids.append(raw["ID"])
         got = read.by_id(raw["ID"])
         assert got["row"] == number
-        assert got["category"] == CHICAGO_CATEGORIES[raw["Primary Type"]]
+        category = CHICAGO_CATEGORIES[raw["Primary Type"]]
+        if raw["Domestic"] == "true" and category in ("vald.misshandel", "vald.hot"):
+            category = "vald.nara_relation"  # battery between partners or family: sensitive
+        assert got["category"] == category
         assert got["precision"] == "street"
         assert got["description"] == (
             f"{raw['Primary Type']}: {raw['Description']} ({raw['Location Description']})"
@@ -212,6 +215,8 @@ def test_chicago_rows_read_with_local_times_categories_and_block_level_points(
     assert read.external_id == expected_ids
     assert read.crs == {"EPSG:4326"}
     assert read.not_incident == Counter({"NON-CRIMINAL": 1})
+    assert read.by_id("10851339")["category"] == "vald.nara_relation"  # DOMESTIC BATTERY SIMPLE
+    assert read.by_id("10816721")["category"] == "ovrigt"  # a domestic telephone threat stays
     quoted = read.by_id("10867779")["description"]
     assert quoted == "DECEPTIVE PRACTICE: COUNTERFEIT CHECK (SCHOOL, PUBLIC, BUILDING)"
 
@@ -1024,3 +1029,72 @@ def test_rows_cut_across_blocks_match_pythons_csv_module(
     good = [i for i, r in enumerate(read.row) if r not in expected_errors]
     assert [read.row[i] for i in good] == expected_rows
     assert [read.description[i] for i in good] == expected_text
+
+
+def test_category_rules_on_a_second_column_apply_in_order_to_the_codes_they_name(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "flags.csv"
+    path.write_text(
+        "id;typ;flagga;t;x;y\n"
+        "1;Misshandel;ja;2026-10-01T12:00:00+02:00;393760;6189485\n"
+        "2;Grov misshandel; JA ;2026-10-01T12:00:00+02:00;393760;6189485\n"
+        "3;Misshandel;nej;2026-10-01T12:00:00+02:00;393760;6189485\n"
+        "4;Stöld;ja;2026-10-01T12:00:00+02:00;393760;6189485\n"
+        "5;Hot;ja;2026-10-01T12:00:00+02:00;393760;6189485\n"
+        "6;Upphittat;ja;2026-10-01T12:00:00+02:00;393760;6189485\n"
+        "7;Stöld;skola;2026-10-01T12:00:00+02:00;393760;6189485\n",
+        encoding="utf-8",
+    )
+    mapping = parse_mapping(
+        {
+            "id": "id",
+            "time": "t",
+            "category": {
+                "column": "typ",
+                "map": {
+                    "Misshandel": "vald.misshandel",
+                    "Grov misshandel": "vald.misshandel.grov",
+                    "Hot": "vald.hot",
+                    "Stöld": "tillgrepp",
+                    "Upphittat": None,
+                },
+                "when": [
+                    {
+                        "column": "flagga",
+                        "is": "ja",
+                        "for": "vald.misshandel",
+                        "category": "vald.nara_relation",
+                    },
+                    {"column": "flagga", "is": ["ja", "skola"], "category": "ovrigt"},
+                ],
+            },
+            "location": {"x": "x", "y": "y", "crs": "EPSG:3006"},
+        }
+    )
+    read = read_all(path, mapping)
+    assert dict(zip(read.external_id, read.category, strict=True)) == {
+        "1": "vald.nara_relation",
+        "2": "vald.nara_relation",  # below vald.misshandel; the flag's spaces and case ignored
+        "3": "vald.misshandel",
+        "4": "ovrigt",  # the first rule names other codes: the second applies
+        "5": "ovrigt",
+        "7": "ovrigt",
+    }
+    assert read.not_incident == Counter({"Upphittat": 1})  # not an incident, whatever its flag
+
+
+def test_a_category_rule_naming_an_unknown_code_is_refused_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "one.csv"
+    path.write_text("id;c;d;t;x;y\n1;vald;ja;2026-10-01T12:00:00+02:00;393760;6189485\n")
+    rule = {"column": "d", "is": "ja", "for": "vald.nope", "category": "vald.nara_relation"}
+    mapping = parse_mapping(
+        {
+            "id": "id",
+            "time": "t",
+            "category": {"column": "c", "when": [rule]},
+            "location": {"x": "x", "y": "y", "crs": "EPSG:3006"},
+        }
+    )
+    with pytest.raises(MappingError, match=r"category.when\[0\]: 'vald.nope' is not a category"):
+        read_all(path, mapping)
