@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+if TYPE_CHECKING:  # the web framework loads with the service, not with every CLI command
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("est")
@@ -98,6 +97,8 @@ def problem_response(
     **extra: Any,
 ) -> JSONResponse:
     """Return a problem+json response."""
+    from fastapi.responses import JSONResponse
+
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title,
@@ -112,6 +113,8 @@ def problem_response(
 
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error, expected or not, a problem+json response without a stack trace."""
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
