@@ -1,4 +1,4 @@
-"""Kernel density on the stable grid: points binned with their sub-cell moments, convolved by FFT.
+"""Kernel density on the stable grid: points binned with their sub-cell moments, then convolved.
 
 How it is computed, and how accurate it is
 ------------------------------------------
@@ -8,8 +8,9 @@ O(points × cells in the kernel's reach); instead each point p in source cell S 
 written as p = s + h·e with |e_x|, |e_y| <= c / 2h (c the cell size, h the bandwidth), and the
 kernel is expanded in e, which splits every pair's contribution into a function of the cell
 offset C - s times a power of e. So the density becomes a short sum of convolutions:
-per-cell moment rasters M_k(S) = sum_{p in S} w_p e^k convolved with fixed kernels T_k, done
-together in Fourier space. Plain binning (every point moved to its cell centre, or spread
+per-cell moment rasters M_k(S) = sum_{p in S} w_p e^k convolved with fixed kernels T_k (for the
+Gaussian, whose kernels are separable, as direct 1-D sums along x then y; for the quartic,
+together in Fourier space). Plain binning (every point moved to its cell centre, or spread
 bilinearly onto a finer grid) is the zeroth/first-order case of this, and is not accurate
 enough: on 100 m cells with a 250 m bandwidth nearest-cell binning is off by up to ~4%, and
 bilinear binning on 25 m cells still by up to ~1.5% for pairs 3.5 bandwidths apart (its bound
@@ -23,9 +24,9 @@ K(v) He_a(v_x) He_b(v_y). The relative error of one point–cell pair depends on
 rho = c / 2h, the order m and the pair's distance r (in bandwidths); `_MAX_RHO_FOR_ORDER` lists,
 per order, the largest rho whose error stays below GAUSSIAN_PAIR_TOLERANCE = 0.25% for every
 pair with r <= 3.5 (computed by `_gaussian_pair_error` on a dense grid; a test recomputes it).
-Beyond 3.5 bandwidths the same expansion errs by at most 1e-5 · K(0) in absolute terms, and
-pairs beyond 5 h may be dropped (each is below exp(-12.5) · K(0) = 3.7e-6 · K(0)). Hence for
-every cell
+Beyond 3.5 bandwidths the same expansion errs by at most 1e-5 · K(0) in absolute terms (out to
+the reach of the sums below; a test checks it), and pairs beyond 5 h may be dropped (each is
+below exp(-12.5) · K(0) = 3.7e-6 · K(0)). Hence, up to rounding, for every cell
 
     |D~(C) - D(C)| <= 0.25% · D(C) + 1.4e-5 · K(0) · N_far(C),
 
@@ -37,6 +38,14 @@ is negligible unless the far points outnumber the near ones by thousands; the te
 bandwidths near half a cell, where no order up to 10 meets the tolerance, the points are binned
 on an internal grid of cell/3 (rho three times smaller) and the result is read at the cell
 centres, which are internal cell centres.
+
+The kernels being separable, each M_ab is convolved along x with K(v) He_a(v), the results are
+summed per b, and the m + 1 sums are convolved along y with K(v) He_b(v). Both are direct sums
+over the offsets of up to k = floor(5 h/g + 1/2) cells each way (g the grid spacing), which
+reach every pair within 5 h: the pairs left out, more than k cells apart along an axis, are all
+beyond 5 h, and those kept beyond 5 h err as the far pairs above. On 100 m cells with
+h = 250 m that is m = 4, 27 offsets and 15 + 5 sums of them per cell, cheaper than 15 FFT
+convolutions on grids of this size.
 
 Quartic, K(d) = 3/(π h²) (1 - d²/h²)² for d < h, as ArcGIS and Silverman (1986, eq. 4.5). Inside
 the disc the kernel is a polynomial of degree 4, so the expansion in e is exact with nine
@@ -75,7 +84,8 @@ GAUSSIAN_PAIR_TOLERANCE = 2.5e-3
 # Largest rho = cell / (2 · bandwidth) at which the Hermite expansion of each order keeps every
 # point–cell pair within 3.5 bandwidths below GAUSSIAN_PAIR_TOLERANCE (see the module docstring).
 _MAX_RHO_FOR_ORDER = {3: 0.105, 4: 0.2, 5: 0.29, 6: 0.335, 7: 0.465, 8: 0.495, 9: 0.59, 10: 0.65}
-# FFT round-off leaves values of ~1e-16 of the maximum where the density is zero.
+# Densities at or below 1e-9 of the maximum (negative ones included) are reported as zero: that
+# far out, FFT round-off (quartic) or the expansion's error on far pairs (Gaussian) is as large.
 _ZERO_BELOW = 1e-9
 # Rows per band when binning; each band's moment rows (8 × 600 cells × 15 moments) fit in cache.
 _BAND_ROWS = 8
@@ -258,105 +268,225 @@ def _gaussian_density(xy: FloatArray, w: FloatArray, window: GridWindow, h: floa
     f, m = _gaussian_plan(window.cell_size_m, h)
     g = window.cell_size_m / f
     ny, nx = window.ny * f, window.nx * f
-    # The kernel reaches every pair within 5 h: offsets up to 5 h + one internal cell. The FFT
-    # length leaves room for that reach, so the circular convolution does not wrap around.
-    k = math.ceil((GAUSSIAN_TRUNCATION_H * h + g) / g)
-    ly = scipy.fft.next_fast_len(ny + k + 1, real=True)
-    lx = scipy.fft.next_fast_len(nx + k + 1, real=True)
-    terms = [(a, b) for a in range(m + 1) for b in range(m + 1 - a)]
-    bands = _partition_by_band(xy[:, 0], xy[:, 1], w, window.iy0 * f, ny, g)
-    moments = np.zeros((ny, lx, len(terms)))  # zero columns nx..lx are the FFT padding
-    _hermite_moments(*bands, window.ix0 * f, window.iy0 * f, nx, g, h, m, moments)
-    offsets = np.arange(-k, k + 1)
-    v = offsets * (g / h)
-    profiles = np.array(_hermite(m, v)) * np.exp(-0.5 * v * v)  # K(v) He_a(v) along one axis
-    kx = np.zeros((m + 1, lx))
-    ky = np.zeros((m + 1, ly))
-    kx[:, offsets % lx] = profiles
-    ky[:, offsets % ly] = profiles
-    spec_x = scipy.fft.rfft(kx, axis=1)
-    spec_y = scipy.fft.fft(ky, axis=1)
-    # The kernels are separable, K(v) He_a(v_x) He_b(v_y): transform the moments along x, fold
-    # the a-terms in with their x-spectra (one small matrix product per x-frequency), then
-    # transform the m + 1 sums along y and fold the b-terms in.
-    fold_a = np.zeros((lx // 2 + 1, len(terms), m + 1), dtype=np.complex128)
-    for i, (a, b) in enumerate(terms):
-        fold_a[:, i, b] = spec_x[a]
-    along_x = scipy.fft.rfft(moments, axis=1, workers=-1)  # (ny, fx, term)
-    del moments
-    by_b = np.matmul(along_x.transpose(1, 0, 2), fold_a)  # (fx, ny, b)
-    del along_x
-    both = scipy.fft.fft(by_b, n=ly, axis=1, workers=-1)  # (fx, fy, b)
-    spectrum = np.einsum("xyb,by->yx", both, spec_y, optimize=True)
-    dense = scipy.fft.irfft2(spectrum, s=(ly, lx), workers=-1)[:ny, :nx]
+    # A pair within 5 h is at most 5 h + g/2 apart along each axis in cell-centre offsets, so
+    # offsets of up to k internal cells reach every one of them.
+    k = math.floor(GAUSSIAN_TRUNCATION_H * h / g + 0.5)
+    v = np.arange(-k, k + 1) * (g / h)
+    taps = np.array(_hermite(m, v)) * np.exp(-0.5 * v * v)  # K(v) He_a(v) along one axis
+    ix0, iy0 = window.ix0 * f, window.iy0 * f
+    bands = _group_by_band(xy, w, ix0, iy0, nx, ny, g)
+    along_x = np.empty((ny, m + 1, nx))
+    _moments_along_x(*bands, ix0, iy0, g, h, taps, along_x)
     first = (f - 1) // 2  # for odd f the cell centre is the middle internal cell's centre
-    density = dense[first::f, first::f] * (PER_KM2 / (2.0 * math.pi * h * h))
-    return np.ascontiguousarray(density)
+    if f > 1:
+        along_x = np.ascontiguousarray(along_x[:, :, first::f])
+    density = np.empty(window.shape)
+    _along_y(along_x, taps * (PER_KM2 / (2.0 * math.pi * h * h)), f, first, density)
+    return density
+
+
+def _group_by_band(
+    xy: FloatArray, w: FloatArray, ix0: int, iy0: int, nx: int, ny: int, spacing: float
+) -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.int64]]:
+    """Return x, y, w of the points in the nx × ny cells from (ix0, iy0) of the given spacing,
+    grouped by bands of rows, and the band starts (see `_partition_by_band`)."""
+    # Allocated by numpy, whose large blocks are reused from fit to fit: allocated inside numba,
+    # the same 24 MB at 1M points often came as fresh pages on every fit (~5 ms of page faults).
+    grouped = np.empty((3, len(xy)))
+    threads = numba.get_num_threads()
+    return _partition_by_band(xy[:, 0], xy[:, 1], w, ix0, iy0, nx, ny, spacing, threads, grouped)
 
 
 @numba.njit(cache=True)
+def _band_of(x: float, y: float, ix0: int, iy0: int, nx: int, ny: int, spacing: float) -> int:
+    """Return the band of rows holding the point, or -1 outside the window's nx × ny cells."""
+    col = math.floor(x / spacing) - ix0
+    row = math.floor(y / spacing) - iy0
+    return row // _BAND_ROWS if 0 <= col < nx and 0 <= row < ny else -1
+
+
+@numba.njit(cache=True, parallel=True)
 def _partition_by_band(
-    x: FloatArray, y: FloatArray, w: FloatArray, iy0: int, ny: int, spacing: float
+    x: FloatArray,
+    y: FloatArray,
+    w: FloatArray,
+    ix0: int,
+    iy0: int,
+    nx: int,
+    ny: int,
+    spacing: float,
+    chunks: int,
+    grouped: FloatArray,
 ) -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.int64]]:
-    """Return x, y, w of the points in the window's rows, grouped by bands of 8 rows, and the
-    band starts: accumulating band by band keeps the moment rasters' writes in cache."""
+    """Return x, y, w of the points in the window, grouped by bands of 8 rows (in grouped, of
+    shape (3, points)), and the band starts: binning band by band keeps its writes in cache."""
     n_bands = (ny + _BAND_ROWS - 1) // _BAND_ROWS
-    band = np.empty(x.size, dtype=np.int64)
+    step = (x.size + chunks - 1) // chunks
+    counts = np.zeros((chunks, n_bands), dtype=np.int64)
+    for chunk in numba.prange(chunks):  # one chunk of the points per thread
+        for i in range(chunk * step, min(x.size, (chunk + 1) * step)):
+            band = _band_of(x[i], y[i], ix0, iy0, nx, ny, spacing)
+            if band >= 0:
+                counts[chunk, band] += 1
+    # Within a band the points keep their input order, whatever the threads' timing.
+    fill = np.empty_like(counts)
     starts = np.zeros(n_bands + 1, dtype=np.int64)
-    for i in range(x.size):
-        row = math.floor(y[i] / spacing) - iy0
-        band[i] = row // _BAND_ROWS if 0 <= row < ny else -1
-        if band[i] >= 0:
-            starts[band[i] + 1] += 1
-    for b in range(n_bands):
-        starts[b + 1] += starts[b]
-    fill = starts[:-1].copy()
-    xs, ys, ws = np.empty(starts[-1]), np.empty(starts[-1]), np.empty(starts[-1])
-    for i in range(x.size):
-        if band[i] >= 0:
-            j = fill[band[i]]
-            xs[j], ys[j], ws[j] = x[i], y[i], w[i]
-            fill[band[i]] = j + 1
+    for band in range(n_bands):
+        starts[band + 1] = starts[band]
+        for chunk in range(chunks):
+            fill[chunk, band] = starts[band + 1]
+            starts[band + 1] += counts[chunk, band]
+    xs, ys, ws = grouped[0, : starts[-1]], grouped[1, : starts[-1]], grouped[2, : starts[-1]]
+    for chunk in numba.prange(chunks):
+        for i in range(chunk * step, min(x.size, (chunk + 1) * step)):
+            band = _band_of(x[i], y[i], ix0, iy0, nx, ny, spacing)
+            if band >= 0:
+                j = fill[chunk, band]
+                xs[j], ys[j], ws[j] = x[i], y[i], w[i]
+                fill[chunk, band] = j + 1
     return xs, ys, ws, starts
 
 
 @numba.njit(cache=True, parallel=True)
-def _hermite_moments(
+def _moments_along_x(
     x: FloatArray,
     y: FloatArray,
     w: FloatArray,
     starts: npt.NDArray[np.int64],
     ix0: int,
     iy0: int,
-    nx: int,
+    spacing: float,
+    h: float,
+    taps: FloatArray,
+    along_x: FloatArray,
+) -> None:
+    """Set along_x[row, b, col] to sum_a sum_d taps[a, k + d] M_ab[row, col - d], the moment
+    rasters M_ab convolved along x, binning them one band of rows at a time."""
+    order = taps.shape[0] - 1
+    k = (taps.shape[1] - 1) // 2
+    ny, nx = along_x.shape[0], along_x.shape[2]
+    n_terms = (order + 1) * (order + 2) // 2
+    for band in numba.prange(starts.size - 1):
+        row0 = band * _BAND_ROWS
+        begin, end = starts[band], starts[band + 1]
+        moments = np.zeros((n_terms, _BAND_ROWS, nx + 2 * k))  # k zero columns each side
+        _bin_moments(x[begin:end], y[begin:end], w[begin:end], ix0 - k, iy0 + row0, spacing, h,
+                     order, moments)  # fmt: skip
+        for r in range(min(_BAND_ROWS, ny - row0)):
+            out = along_x[row0 + r]
+            out[:] = 0.0
+            term = 0
+            for a in range(order + 1):
+                for b in range(order + 1 - a):
+                    _add_convolved(out[b], moments[term, r], taps[a])
+                    term += 1
+
+
+@numba.njit(cache=True)
+def _bin_moments(
+    x: FloatArray,
+    y: FloatArray,
+    w: FloatArray,
+    ix0: int,
+    iy0: int,
     spacing: float,
     h: float,
     order: int,
     moments: FloatArray,
 ) -> None:
-    """Add w · e_x^a e_y^b / (a! b!), a + b <= order, of every point to moments[row, col, k]."""
-    for band in numba.prange(starts.size - 1):
-        px = np.empty(order + 1)
-        py = np.empty(order + 1)
-        for i in range(starts[band], starts[band + 1]):
-            cx = math.floor(x[i] / spacing)
-            cy = math.floor(y[i] / spacing)
-            col, row = cx - ix0, cy - iy0
-            if col < 0 or col >= nx:
-                continue
-            ex = (x[i] - (cx + 0.5) * spacing) / h
-            ey = (y[i] - (cy + 0.5) * spacing) / h
-            px[0] = w[i]
-            py[0] = 1.0
-            for a in range(1, order + 1):
-                px[a] = px[a - 1] * ex / a  # e^a / a!, carrying the weight
-                py[a] = py[a - 1] * ey / a
-            cell = moments[row, col]
-            k = 0
-            for a in range(order + 1):
-                for b in range(order + 1 - a):
-                    cell[k] += px[a] * py[b]
-                    k += 1
+    """Add w · e_x^a e_y^b / (a! b!) of every point to moments[term, row, col], the terms being
+    (a, b) with a + b <= order, ordered by a then b as the x-pass reads them."""
+    n_terms, rows, cols = moments.shape
+    cell = np.empty(x.size, dtype=np.int64)  # index into a flattened rows × cols raster
+    ex, ey = np.empty(x.size), np.empty(x.size)
+    for i in range(x.size):
+        cx = math.floor(x[i] / spacing)
+        cy = math.floor(y[i] / spacing)
+        ex[i] = (x[i] - (cx + 0.5) * spacing) / h
+        ey[i] = (y[i] - (cy + 0.5) * spacing) / h
+        cell[i] = (cy - iy0) * cols + cx - ix0
+    # Term by term: each raster of the band stays in cache while the points add to it.
+    flat = moments.reshape(n_terms, rows * cols)
+    px = w.copy()  # w · e_x^a / a!
+    pxy = np.empty(x.size)  # w · e_x^a / a! · e_y^b / b!
+    term = 0
+    for a in range(order + 1):
+        for i in range(x.size):
+            pxy[i] = px[i]
+        for b in range(order + 1 - a):
+            raster = flat[term]
+            for i in range(x.size):
+                raster[cell[i]] += pxy[i]
+            term += 1
+            for i in range(x.size):
+                pxy[i] *= ey[i] * (1.0 / (b + 1))
+        for i in range(x.size):
+            px[i] *= ex[i] * (1.0 / (a + 1))
+
+
+@numba.njit(cache=True)
+def _add_convolved(out: FloatArray, padded: FloatArray, taps: FloatArray) -> None:
+    """Add sum_d taps[k + d] · padded[k + i - d], d = -k..k, to out[i] (padded: k more a side)."""
+    n, last = out.size, taps.size - 1
+    # Sources are slices rather than padded[i + offset]: numba's check for negative indices on a
+    # computed index would keep the loops from vectorizing.
+    for j in range(0, taps.size - 2, 3):
+        _add_three(
+            out,
+            taps[j], padded[last - j : last - j + n],
+            taps[j + 1], padded[last - j - 1 : last - j - 1 + n],
+            taps[j + 2], padded[last - j - 2 : last - j - 2 + n],
+        )  # fmt: skip
+    for j in range(taps.size - taps.size % 3, taps.size):
+        _add_scaled(out, taps[j], padded[last - j : last - j + n])
+
+
+@numba.njit(cache=True, parallel=True)
+def _along_y(
+    along_x: FloatArray, taps: FloatArray, stride: int, first: int, density: FloatArray
+) -> None:
+    """Set density[r] to sum_b sum_d taps[b, k + d] along_x[stride · r + first - d, b], the
+    x-convolved rasters convolved along y at every stride-th row from the first."""
+    k = (taps.shape[1] - 1) // 2
+    for r in numba.prange(density.shape[0]):
+        row = stride * r + first
+        # Offsets d whose source row row - d lies in the raster: lo..hi.
+        lo, hi = max(-k, row - along_x.shape[0] + 1), min(k, row)
+        out = density[r]
+        out[:] = 0.0
+        for b in range(taps.shape[0]):
+            t = taps[b]
+            for d in range(lo, hi - 1, 3):
+                _add_three(
+                    out,
+                    t[k + d], along_x[row - d, b],
+                    t[k + d + 1], along_x[row - d - 1, b],
+                    t[k + d + 2], along_x[row - d - 2, b],
+                )  # fmt: skip
+            for d in range(hi + 1 - (hi + 1 - lo) % 3, hi + 1):
+                _add_scaled(out, t[k + d], along_x[row - d, b])
+
+
+@numba.njit(cache=True)
+def _add_three(
+    out: FloatArray,
+    t0: float,
+    s0: FloatArray,
+    t1: float,
+    s1: FloatArray,
+    t2: float,
+    s2: FloatArray,
+) -> None:
+    """Add t0 · s0 + t1 · s1 + t2 · s2 to out: three sources per sweep cut the traffic to out."""
+    for i in range(out.size):
+        out[i] += t0 * s0[i] + t1 * s1[i] + t2 * s2[i]
+
+
+@numba.njit(cache=True)
+def _add_scaled(out: FloatArray, scale: float, values: FloatArray) -> None:
+    """Add scale · values to out."""
+    for i in range(out.size):
+        out[i] += scale * values[i]
 
 
 def _gaussian_pair_error(rho: float, order: int, r_max: float, n: int = 121) -> float:
@@ -400,7 +530,7 @@ def _quartic_density(xy: FloatArray, w: FloatArray, window: GridWindow, h: float
     inside, edge = _quartic_offsets(c, h)
     k = (inside.shape[0] - 1) // 2
     edge_dy, edge_dx = np.nonzero(edge)
-    bands = _partition_by_band(xy[:, 0], xy[:, 1], w, window.iy0, ny, c)
+    bands = _group_by_band(xy, w, window.ix0, window.iy0, nx, ny, c)
     moments = np.zeros((ny, nx, 9))
     exact_edge = np.zeros((ny, nx))
     _quartic_moments(

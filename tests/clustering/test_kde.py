@@ -21,6 +21,7 @@ from clustering.kde import (
     GAUSSIAN_PAIR_TOLERANCE,
     KernelDensity,
     _gaussian_pair_error,
+    _hermite,
     arcgis_bandwidth,
 )
 from clustering.synthetic import HotspotSpec, generate_incidents
@@ -128,6 +129,29 @@ def test_quartic_is_exact_around_a_stack_of_incidents() -> None:
 def test_gaussian_expansion_order_table_meets_its_tolerance() -> None:
     for order, max_rho in _MAX_RHO_FOR_ORDER.items():
         assert _gaussian_pair_error(max_rho, order, r_max=3.5, n=101) <= GAUSSIAN_PAIR_TOLERANCE
+
+
+def test_gaussian_expansion_errs_below_1e5_of_the_peak_on_far_pairs() -> None:
+    # The far-point term of the bound: pairs beyond 3.5 bandwidths, out to the farthest offset
+    # the convolution sums reach (5 h + half a cell along each axis, below 6 h for rho <= 0.65).
+    for order, max_rho in _MAX_RHO_FOR_ORDER.items():
+        assert far_pair_error_over_peak(max_rho, order, r_min=3.5, reach=6.0) <= 1e-5
+
+
+def far_pair_error_over_peak(rho: float, order: int, r_min: float, reach: float) -> float:
+    """Worst |expansion - kernel| / K(0) over cell offsets v up to `reach` bandwidths along each
+    axis (a 161 × 161 grid) and sub-cell offsets e on a 9 × 9 grid, for pairs beyond r_min."""
+    u = np.linspace(-reach, reach, 161)
+    e = np.linspace(-rho, rho, 9)
+    vx, vy, ex, ey = np.meshgrid(u, u, e, e, indexing="ij", sparse=True)
+    hx, hy = _hermite(order, vx), _hermite(order, vy)
+    tx = [ex**a / math.factorial(a) * hx[a] for a in range(order + 1)]
+    ty = [ey**b / math.factorial(b) * hy[b] for b in range(order + 1)]
+    approx = sum(tx[a] * ty[b] for a in range(order + 1) for b in range(order + 1 - a))
+    exact = np.exp(vx * ex - ex**2 / 2 + vy * ey - ey**2 / 2)
+    error = np.abs(approx - exact) * np.exp(-(vx**2 + vy**2) / 2)  # K(v) / K(0) times the factor
+    far = np.broadcast_to(np.hypot(vx - ex, vy - ey) > r_min, error.shape)
+    return float(error[far].max())
 
 
 def test_density_integrates_to_the_number_of_incidents() -> None:
