@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -396,11 +397,22 @@ def import_file(
         typer.Option("--accept-valid", help="Store the valid rows; write the rejects to a CSV."),
     ] = False,
     batch_size: Annotated[int, typer.Option(min=1000, help="Rows per batch.")] = 50_000,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="Where to write rejected rows (default: FILE.rejects.csv beside FILE)."),
+    ] = None,
 ) -> None:
     """Import incidents from a file: all or nothing, unless --accept-valid."""
     settings = get_settings()
     if not path.is_file():
         raise _fail(f"{path} does not exist")
+    rejects = rejects or path.with_name(path.name + ".rejects.csv")
+    folder = rejects.parent.resolve()
+    if not (folder.is_dir() and os.access(folder, os.W_OK)):
+        # Checked before the import, so that its rejects are not lost after the commit.
+        raise _fail(
+            f"cannot write the rejects to {rejects}: choose a writable place with --rejects"
+        )
     with _reported():
         try:
             chosen = load_mapping(mapping)
@@ -470,7 +482,6 @@ def import_file(
             finish_import(conn, summary, "failed")
     _print_import(summary, path)
     if summary.rejected:
-        rejects = path.with_name(path.name + ".rejects.csv")
         write_rejects(summary.rejected, rejects)
         err.print(f"{len(summary.rejected)} rejected rows with their reasons: {rejects}")
     if not summary.stored:

@@ -205,6 +205,8 @@ def main() -> int:
             "--mapping",
             "chicago",
             "--accept-valid",
+            "--rejects",
+            str(base / "rejects.csv"),
         ]
         started = time.perf_counter()
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)

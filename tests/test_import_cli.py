@@ -178,3 +178,21 @@ def test_a_key_repeated_in_the_file_counts_as_records_stored_in_file_order(
         ("d10", "brand.anlagd", "rad 10"),
         ("d1250", "skadegorelse.klotter", "rad 1250, rättad"),
     ]
+
+
+def test_rejects_go_where_asked_and_an_unwritable_place_stops_the_import_before_it_starts(
+    cli_env: dict[str, str], tmp_path: Path, system_engine: Engine, world: object
+) -> None:
+    path = _write(tmp_path / "some.csv", _rows(40, "r", bad_every=30))
+    args = ["import", str(path), "--org", "ingest-test", "--source", "imp-r", "--accept-valid"]
+    missing = tmp_path / "no-such-folder" / "rejects.csv"
+    refused = runner.invoke(app, [*args, "--rejects", str(missing)])
+    assert refused.exit_code == 1
+    assert "cannot write the rejects to" in " ".join(refused.output.split())
+    assert _count(system_engine, "imp-r") == 0
+    chosen = tmp_path / "elsewhere.csv"
+    result = runner.invoke(app, [*args, "--rejects", str(chosen)])
+    assert result.exit_code == 0, result.output
+    assert _count(system_engine, "imp-r") == 38
+    assert chosen.read_text(encoding="utf-8-sig").splitlines()[1].startswith("8;category;")
+    assert not (tmp_path / "some.csv.rejects.csv").exists()
