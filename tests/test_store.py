@@ -198,3 +198,60 @@ def test_two_writers_of_one_new_key_wait_for_each_other_instead_of_failing(
         conn.execute(text("DELETE FROM est.incident WHERE organisation_id = :o"), {"o": org})
     assert (first_result.created, second_result.created, second_result.unchanged) == (1, 0, 1)
     assert stored == 1
+
+
+def _placements(conn: Connection, org: int) -> int:
+    return int(
+        conn.scalar(
+            text("SELECT count(*) FROM est.incident_area WHERE organisation_id = :o"), {"o": org}
+        )
+        or 0
+    )
+
+
+def test_incident_area_refers_only_to_incidents_and_areas_that_exist(
+    owner_engine: Engine,
+) -> None:
+    with owner_engine.connect() as conn:
+        org = _org(conn)
+        upsert_incidents(conn, org, 3006, [_record(1)])
+        incident = conn.scalar(
+            text("SELECT id FROM est.incident WHERE organisation_id = :o"), {"o": org}
+        )
+        area = conn.scalar(text("SELECT id FROM est.area WHERE code = '1214'"))  # Svalöv
+        for pair, message in [
+            ((-1, area), "refers to 1 incidents that do not exist"),
+            ((incident, -1), "refers to 1 areas that do not exist"),
+        ]:
+            conn.exec_driver_sql("SAVEPOINT s")
+            with pytest.raises(DBAPIError, match=message) as caught:
+                conn.execute(
+                    text("INSERT INTO est.incident_area VALUES (:i, :a, :o)"),
+                    {"i": pair[0], "a": pair[1], "o": org},
+                )
+            assert isinstance(caught.value.orig, ForeignKeyViolation)
+            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT s")
+        conn.exec_driver_sql("SAVEPOINT s")
+        with pytest.raises(DBAPIError, match="its id cannot change"):
+            conn.execute(text("UPDATE est.incident SET id = -5 WHERE id = :i"), {"i": incident})
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT s")
+        conn.rollback()
+
+
+def test_deleting_incidents_or_areas_deletes_their_placements(owner_engine: Engine) -> None:
+    with owner_engine.connect() as conn:
+        org = _org(conn)
+        upsert_incidents(conn, org, 3006, [_record(1), _record(2)])
+        assert _placements(conn, org) == 4  # Eslöv kommun and Skåne län, twice
+        conn.execute(
+            text("DELETE FROM est.incident WHERE organisation_id = :o AND external_id = 'r1'"),
+            {"o": org},
+        )
+        assert _placements(conn, org) == 2
+        conn.exec_driver_sql("DELETE FROM est.area_grant WHERE area_id IN "
+                             "(SELECT id FROM est.area WHERE code = '12')")  # fmt: skip
+        conn.exec_driver_sql("DELETE FROM est.area WHERE code = '12'")  # Skåne län
+        assert _placements(conn, org) == 1
+        conn.exec_driver_sql("TRUNCATE est.incident")
+        assert conn.scalar(text("SELECT count(*) FROM est.incident_area")) == 0
+        conn.rollback()

@@ -287,12 +287,10 @@ class IncidentArea(Base):
 
     __tablename__ = "incident_area"
 
-    incident_id: Mapped[int] = mapped_column(
-        ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True
-    )
-    area_id: Mapped[int] = mapped_column(
-        ForeignKey("area.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    # incident_id and area_id refer to incident.id and area.id, with ON DELETE CASCADE; the
+    # references are kept per statement by triggers, not per row by foreign keys (0004).
+    incident_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    area_id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)
     organisation_id: Mapped[int] = mapped_column(Integer)
 
 
