@@ -124,7 +124,10 @@ def test_personal_numbers_are_masked_before_storage_and_the_answer_says_so(
     )
     assert r.status_code == 200
     assert r.json()["results"][0]["masked"] is True
-    assert any("personal identity numbers were masked" in n for n in r.json()["notes"])
+    assert r.json()["notes"] == [
+        "1 personal identity number was masked in free text",
+        "1 vehicle registration number was masked in free text",
+    ]
     with system_engine.connect() as conn:
         stored = conn.scalar(text("SELECT description FROM est.incident WHERE external_id = 'P-1'"))
     assert stored == "Anmälare [personnummer], bil [registreringsnummer]"

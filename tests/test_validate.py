@@ -112,7 +112,7 @@ def test_text_is_nfc_normalised_and_personal_numbers_masked() -> None:
     assert v.masked == {1: "Företag, anmälare [personnummer]"}
     assert +v.masked_counts == {"personnummer": 1}
     assert describe(v.masked_counts, v.at_default_location, []) == [
-        "1 personal identity numbers were masked in free text"
+        "1 personal identity number was masked in free text"
     ]
 
 

@@ -292,17 +292,17 @@ def describe(
 ) -> list[str]:
     """Return the notes a person reads after an import: what was masked, marked and suspicious."""
     notes = []
-    if masked_counts["personnummer"]:
-        notes.append(
-            f"{masked_counts['personnummer']} personal identity numbers were masked in free text"
-        )
-    if masked_counts["registreringsnummer"]:
-        notes.append(
-            f"{masked_counts['registreringsnummer']} vehicle registration numbers were masked "
-            "in free text"
-        )
+    pnr, plates = masked_counts["personnummer"], masked_counts["registreringsnummer"]
+    if pnr:
+        what = "personal identity number was" if pnr == 1 else "personal identity numbers were"
+        notes.append(f"{pnr} {what} masked in free text")
+    if plates:
+        what = "registration number was" if plates == 1 else "registration numbers were"
+        notes.append(f"{plates} vehicle {what} masked in free text")
     for name, count in sorted(at_default_location.items(), key=lambda kv: (-kv[1], kv[0])):
-        notes.append(f"{count} records at {name}, marked area_centroid")
+        notes.append(
+            f"{count} {'record' if count == 1 else 'records'} at {name}, marked area_centroid"
+        )
     for lon, lat, count in shared_points:
         notes.append(
             f"warning: {count} records share the point lon {lon:.5f}, lat {lat:.5f}; kept as "
