@@ -153,7 +153,7 @@ def run_import(
         summary.rejected += validated.rejected
         masked += validated.masked_counts
         at_default += validated.at_default_location
-        if ready is not None and (accept_valid or not summary.rejected):
+        if ready is not None:  # None from the first rejection on, unless accept_valid
             stored = stored + staging.store(ready)
         if on_batch is not None:
             on_batch(read, summary)

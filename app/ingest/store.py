@@ -210,6 +210,7 @@ class Staging:
             created, updated = len(created_rows), len(updated_rows)
         else:
             created_rows = updated_rows = frozenset()
+            # Without row statuses the one 'created' row holds how many, in row_no.
             created = sum(int(r.row_no) for r in changed if r.status == "created")
             updated = len(updated_ids)
         return UpsertResult(created, updated, total - created - updated, created_rows, updated_rows)
