@@ -35,7 +35,7 @@ venv: $(BIN)/est
 run: sysdeps venv
 	@set -e; \
 	if [ -z "$$EST_DATABASE_URL" ]; then \
-	  export EST_DATABASE_URL=$$($(BIN)/python -m app.devdb start $(PG_DIR) --port $(PG_PORT)); \
+	  export EST_DATABASE_URL=$$($(BIN)/python -m app.ops.devdb start $(PG_DIR) --port $(PG_PORT)); \
 	  echo "PostgreSQL cluster in $(PG_DIR) at $$EST_DATABASE_URL (make stop stops it)"; \
 	fi; \
 	$(BIN)/est db init; \
@@ -44,7 +44,7 @@ run: sysdeps venv
 	$(BIN)/est serve
 
 stop:
-	@[ ! -x $(BIN)/python ] || $(BIN)/python -m app.devdb stop $(PG_DIR)
+	@[ ! -x $(BIN)/python ] || $(BIN)/python -m app.ops.devdb stop $(PG_DIR)
 
 # Every test: lint, types, then pytest on a throwaway cluster (or on EST_DATABASE_URL).
 test: sysdeps venv lint typecheck pytest

@@ -36,13 +36,13 @@ from sqlalchemy import Engine, create_engine, pool, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app import access, devdb  # noqa: E402
+from app.core.taxonomy import load_taxonomy  # noqa: E402
 from app.db.bootstrap import Extent, init_database  # noqa: E402
 from app.db.models import Role  # noqa: E402
 from app.db.reference import sync_taxonomy  # noqa: E402
 from app.ingest.mapping import load_mapping  # noqa: E402
+from app.ops import devdb  # noqa: E402
 from app.settings import SYSTEM_ROLE, Settings  # noqa: E402
-from app.taxonomy import load_taxonomy  # noqa: E402
 
 CHICAGO_26916 = Extent(420_000.0, 4_600_000.0, 460_000.0, 4_660_000.0)
 PEER_SQL = """
@@ -192,9 +192,9 @@ def main() -> int:
         admin = create_engine(url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
         with engine.begin() as conn:
             sync_taxonomy(conn, load_taxonomy())
-            access.create_organisation(conn, "chicago-pd", "Chicago Police Department", "police")
-            org_id = access.organisation_id(conn, "chicago-pd")
-            token = access.new_key(conn, "chicago-pd", Role.ingest, "bench", None).token
+            admin.create_organisation(conn, "chicago-pd", "Chicago Police Department", "police")
+            org_id = admin.organisation_id(conn, "chicago-pd")
+            token = admin.new_key(conn, "chicago-pd", Role.ingest, "bench", None).token
         env = {**os.environ, "EST_DATABASE_URL": url}
         cmd = [
             sys.executable,

@@ -21,15 +21,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, pool, text
 from sqlalchemy.engine import make_url
 
-from app import access, devdb
+from app.access import admin
+from app.core.taxonomy import load_taxonomy
 from app.db.bootstrap import init_database
 from app.db.models import GrantLevel, Role
 from app.db.reference import sync_taxonomy
 from app.ingest.areas import load_areas, read_kommun_file
 from app.ingest.store import IncidentRecord, upsert_incidents
 from app.main import create_app
+from app.ops import devdb
 from app.settings import APP_ROLE, OWNER_ROLE, SYSTEM_ROLE, Settings
-from app.taxonomy import load_taxonomy
 
 
 @pytest.fixture(scope="session")
@@ -199,13 +200,13 @@ def world(settings: Settings) -> World:
     ids: dict[str, list[int]] = {}
     with engine.begin() as conn:
         for code, (kind, roles) in ORGS.items():
-            access.create_organisation(conn, code, code, kind)
+            admin.create_organisation(conn, code, code, kind)
             for role in roles:
-                tokens[(code, role)] = access.new_key(conn, code, Role(role), "test", None).token
+                tokens[(code, role)] = admin.new_key(conn, code, Role(role), "test", None).token
         for org, area, level in GRANTS:
-            access.grant_area(conn, org, area, level, "test")
+            admin.grant_area(conn, org, area, level, "test")
         for org, records in (("kommun-1285", ESLOV_INCIDENTS), ("kommun-1214", SVALOV_INCIDENTS)):
-            org_id = access.organisation_id(conn, org)
+            org_id = admin.organisation_id(conn, org)
             upsert_incidents(conn, org_id, 3006, records)
             ids[org] = list(
                 conn.scalars(

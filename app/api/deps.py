@@ -13,10 +13,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.auth import Principal, authenticate
+from app.access.auth import Principal, authenticate
+from app.core.errors import Forbidden, ServiceUnavailable
 from app.db.engine import session_scope
 from app.db.models import Role
-from app.errors import Forbidden, ServiceUnavailable
 from app.settings import Settings
 
 # Declared so that the OpenAPI documents show both ways to send a key; the header itself is

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from app.taxonomy import Taxonomy
+from app.core.taxonomy import Taxonomy
 
 
 def sync_taxonomy(conn: Connection, taxonomy: Taxonomy) -> int:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import Connection, Engine, text
 
-from app.exports import csv_lines
+from app.core.spreadsheet import csv_lines
 from app.ingest.batch import RowError
 from app.ingest.readers import ReadBatch, ReadTotals
 from app.ingest.service import ingest_context, staged_frame

@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from app.core.taxonomy import _UniqueKeyLoader  # the taxonomy's loader: a duplicate key is an error
 from app.db.models import LocationPrecision
 from app.ingest.areas import REPO_DATA
-from app.taxonomy import _UniqueKeyLoader  # the taxonomy's loader: a duplicate key is an error
 
 MAPPINGS_DIR = REPO_DATA / "mappings"
 Format = Literal["csv", "geojson", "gpkg", "polisen-json"]

@@ -42,6 +42,7 @@ from pyogrio import raw as ogr_raw
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from app.core.taxonomy import Taxonomy, load_taxonomy
 from app.ingest.batch import ObjectArray, RawBatch, RowError
 from app.ingest.mapping import (
     ISO,
@@ -55,7 +56,6 @@ from app.ingest.mapping import (
     check_timezone,
     template_parts,
 )
-from app.taxonomy import Taxonomy, load_taxonomy
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]

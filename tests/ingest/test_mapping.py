@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from app.core.taxonomy import load_taxonomy
 from app.ingest.mapping import (
     MappingError,
     load_mapping,
@@ -14,7 +15,6 @@ from app.ingest.mapping import (
     preset_names,
     template_parts,
 )
-from app.taxonomy import load_taxonomy
 
 MINIMAL: dict[str, Any] = {"id": "id", "time": "t", "category": "c"}
 

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, text
 
-from app import access, audit
+from app.access import admin, audit
+from app.access.auth import Principal
 from app.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, request_id
 from app.api.schemas import StrictModel
-from app.auth import Principal
+from app.core.errors import Forbidden
 from app.db.models import GrantLevel, Role
-from app.errors import Forbidden
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
 
@@ -25,7 +25,7 @@ class Me(BaseModel):
     subject: str
     organisation: str
     role: Role
-    grants: list[access.Grant]
+    grants: list[admin.Grant]
 
 
 class OrganisationIn(StrictModel):
@@ -33,7 +33,7 @@ class OrganisationIn(StrictModel):
 
     code: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$", examples=["kommun-1214"])
     name: str = Field(min_length=1, max_length=200)
-    kind: str = Field(examples=list(access.ORGANISATION_KINDS))
+    kind: str = Field(examples=list(admin.ORGANISATION_KINDS))
 
 
 class OrganisationOut(BaseModel):
@@ -100,7 +100,7 @@ class AuditEntry(BaseModel):
 
 
 def _require_operator(conn: Connection, principal: Principal) -> None:
-    if not access.is_operator(conn, principal):
+    if not admin.is_operator(conn, principal):
         raise Forbidden("only admins of the operator organisation manage organisations and grants")
 
 
@@ -120,7 +120,7 @@ def _audit_change(
 @router.get("/me", summary="The caller: organisation, role and grants")
 def me(principal: CurrentPrincipal, session: SessionDep) -> Me:
     """Return who the caller is and what its organisation was granted."""
-    grants = access.list_grants(session.connection(), principal.organisation_id)
+    grants = admin.list_grants(session.connection(), principal.organisation_id)
     return Me(
         subject=principal.subject,
         organisation=principal.organisation_code,
@@ -134,7 +134,7 @@ def list_organisations(principal: AdminPrincipal, session: SessionDep) -> list[O
     """Return every registered organisation."""
     conn = session.connection()
     _require_operator(conn, principal)
-    return [OrganisationOut(**o) for o in access.list_organisations(conn)]
+    return [OrganisationOut(**o) for o in admin.list_organisations(conn)]
 
 
 @router.post("/organisations", status_code=201, summary="Register an organisation")
@@ -144,7 +144,7 @@ def create_organisation(
     """Register an organisation (operator admins)."""
     conn = session.connection()
     _require_operator(conn, principal)
-    created = access.create_organisation(conn, body.code, body.name, body.kind)
+    created = admin.create_organisation(conn, body.code, body.name, body.kind)
     _audit_change(session, principal, request, "organisation.create", body.model_dump())
     return OrganisationOut(**created)
 
@@ -154,24 +154,24 @@ def list_grants(
     principal: AdminPrincipal,
     session: SessionDep,
     organisation: Annotated[str | None, Query(description="Operator admins: one org")] = None,
-) -> list[access.Grant]:
+) -> list[admin.Grant]:
     """Return the grants of the caller's organisation (operator admins: of any)."""
     conn = session.connection()
-    if access.is_operator(conn, principal):
-        org_id = access.organisation_id(conn, organisation) if organisation else None
+    if admin.is_operator(conn, principal):
+        org_id = admin.organisation_id(conn, organisation) if organisation else None
     else:
         org_id = principal.organisation_id
-    return access.list_grants(conn, org_id)
+    return admin.list_grants(conn, org_id)
 
 
 @router.put("/grants", summary="Record a grant (operator admins)")
 def put_grant(
     body: GrantIn, principal: AdminPrincipal, session: SessionDep, request: Request
-) -> access.Grant:
+) -> admin.Grant:
     """Give an organisation raw or aggregate access to an area, replacing an earlier grant."""
     conn = session.connection()
     _require_operator(conn, principal)
-    grant = access.grant_area(
+    grant = admin.grant_area(
         conn, body.organisation, body.area, body.level, principal.subject, body.expires_at
     )
     _audit_change(session, principal, request, "grant.put", body.model_dump(mode="json"))
@@ -185,7 +185,7 @@ def delete_grant(
     """Remove an organisation's grant on an area (operator admins)."""
     conn = session.connection()
     _require_operator(conn, principal)
-    access.revoke_grant(conn, organisation, area)
+    admin.revoke_grant(conn, organisation, area)
     _audit_change(
         session, principal, request, "grant.delete", {"organisation": organisation, "area": area}
     )
@@ -195,7 +195,7 @@ def delete_grant(
 @router.get("/keys", summary="List the organisation's API keys")
 def list_keys(principal: AdminPrincipal, session: SessionDep) -> list[KeyOut]:
     """Return the caller's organisation's keys, without secrets."""
-    return [KeyOut(**k) for k in access.list_keys(session.connection(), principal.organisation_id)]
+    return [KeyOut(**k) for k in admin.list_keys(session.connection(), principal.organisation_id)]
 
 
 @router.post("/keys", status_code=201, summary="Create an API key for the organisation")
@@ -203,7 +203,7 @@ def create_key(
     body: KeyIn, principal: AdminPrincipal, session: SessionDep, request: Request
 ) -> KeyCreated:
     """Create a key for the caller's organisation; the token is shown once."""
-    key = access.new_key(
+    key = admin.new_key(
         session.connection(), principal.organisation_code, body.role, body.name, body.expires_days
     )
     _audit_change(
@@ -221,7 +221,7 @@ def revoke_key(
     key_id: str, principal: AdminPrincipal, session: SessionDep, request: Request
 ) -> Response:
     """Revoke one of the organisation's keys (another organisation's key is 'not found')."""
-    access.revoke_key(session.connection(), key_id, principal.organisation_id)
+    admin.revoke_key(session.connection(), key_id, principal.organisation_id)
     _audit_change(session, principal, request, "key.revoke", {"key": key_id})
     return Response(status_code=204)
 

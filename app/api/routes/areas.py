@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from app.api.deps import SessionDep
+from app.core.errors import NotFound
 from app.db.models import Area
-from app.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/areas", tags=["areas"])
 

@@ -9,8 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.api.deps import EngineDep
+from app.core.errors import ServiceUnavailable
 from app.db.migrate import current_revision, head_revision
-from app.errors import ServiceUnavailable
 
 router = APIRouter(tags=["health"])
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel
 
 from app.api.deps import EngineDep, SessionDep, SettingsDep, WriterPrincipal
-from app.errors import Problem, Unprocessable
+from app.core.errors import Problem, Unprocessable
 from app.ingest.imports import (
     ImportSummary,
     file_sha256,

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Body, Header, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from app import idempotency
+from app.access.auth import Principal
 from app.api.deps import EngineDep, SessionDep, SettingsDep, WriterPrincipal
-from app.auth import Principal
-from app.errors import PayloadTooLarge, Unprocessable
+from app.core.errors import PayloadTooLarge, Unprocessable
+from app.ingest import idempotency
 from app.ingest.batch import RawBatch
 from app.ingest.readers import read_feature_collection, read_records
 from app.ingest.service import ingest_batch, ingest_context, record_results

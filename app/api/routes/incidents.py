@@ -9,17 +9,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from app import audit
+from app.access import audit
+from app.access.auth import Principal
+from app.access.visibility import IncidentFilter, count_visible, visible_incident, visible_incidents
 from app.api.deps import (
     RawReaderPrincipal,
     SessionDep,
     SettingsDep,
     request_id,
 )
-from app.auth import Principal
-from app.errors import NotFound, Unprocessable
-from app.exports import csv_lines
-from app.incidents import IncidentFilter, count_visible, visible_incident, visible_incidents
+from app.core.errors import NotFound, Unprocessable
+from app.core.spreadsheet import csv_lines
 from geo.geojson import dumps, feature_collection, point_feature
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])

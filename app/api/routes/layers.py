@@ -13,7 +13,7 @@ from pyproj import Transformer
 from sqlalchemy import text
 
 from app.api.deps import LayerReaderPrincipal, SessionDep, SettingsDep
-from app.errors import NotFound, Unprocessable
+from app.core.errors import NotFound, Unprocessable
 from geo.geojson import feature_collection
 from geo.grid import cell_polygons
 

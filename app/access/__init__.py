@@ -1,0 +1,1 @@
+"""Who is calling, what they may see, and the audit trail of what they did."""

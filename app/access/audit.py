@@ -1,0 +1,49 @@
+"""The audit trail: every read of raw incidents, every export and every admin change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
+
+from app.access.auth import Principal
+
+
+def record(
+    db: Session | Connection,
+    principal: Principal | None,
+    action: str,
+    *,
+    endpoint: str | None = None,
+    request_id: str | None = None,
+    filters: dict[str, Any] | None = None,
+    row_count: int | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> None:
+    """Append one entry to the audit log, in the caller's transaction."""
+    db.execute(
+        text("""
+            INSERT INTO est.audit_log (request_id, actor, organisation_id, role, action, endpoint,
+                                       filters, row_count, reason)
+            VALUES (:rid, :actor, :org, :role, :action, :endpoint, CAST(:filters AS jsonb),
+                    :rows, :reason)
+        """),
+        {
+            "rid": request_id,
+            "actor": actor or (principal.subject if principal else None),
+            "org": principal.organisation_id if principal else None,
+            "role": principal.role.value if principal else None,
+            "action": action,
+            "endpoint": endpoint,
+            "filters": _json(filters),
+            "rows": row_count,
+            "reason": reason,
+        },
+    )
+
+
+def _json(value: dict[str, Any] | None) -> str | None:
+    return orjson.dumps(value, default=str).decode() if value is not None else None

@@ -1,0 +1,90 @@
+"""Hardening that applies to every request: body size limit, request ids, rate limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import PayloadTooLarge, TooManyRequests, problem_response
+
+
+class BodySizeLimit:
+    """Refuse request bodies over a size with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check Content-Length up front and count streamed bytes as they arrive."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"the request body is larger than {self.max_bytes} bytes"
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await problem_response(413, PayloadTooLarge.title, detail, scope["path"])(
+                scope, receive, send
+            )
+            return
+        seen = 0
+        too_large = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # Tell the app the client is gone; it stops reading and we answer instead.
+                    too_large = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not too_large:
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large:
+            await problem_response(413, PayloadTooLarge.title, detail, scope["path"])(
+                scope, receive, send
+            )
+
+
+class RateLimiter:
+    """A sliding one-minute window of requests per caller, in this process.
+
+    Several worker processes each keep their own window, so the effective limit is the
+    setting times the number of workers; a proxy in front can enforce a global one.
+    """
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, caller: str) -> None:
+        """Count a request by caller, or raise 429 when it is over its limit."""
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits.setdefault(caller, deque())
+            while hits and hits[0] <= now - 60.0:
+                hits.popleft()
+            if len(hits) >= self.per_minute:
+                retry = max(1, int(60.0 - (now - hits[0])) + 1)
+                raise TooManyRequests(
+                    f"more than {self.per_minute} requests a minute with this key; "
+                    f"try again in {retry} s",
+                    headers={"Retry-After": str(retry)},
+                )
+            hits.append(now)

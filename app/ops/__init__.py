@@ -1,0 +1,1 @@
+"""Operations: demo data and the private development cluster."""

@@ -1,0 +1,257 @@
+"""`est demo`: plausible incidents for five kommuner, and optionally the polisen.se archive.
+
+The incidents come from the shared synthetic generator (clustering.synthetic): hotspots around
+each main town's centre, station, school and shopping area, each with a trend (persisting,
+emerging, fading), plus background over the built-up area, for 26 complete ISO weeks. The
+result is deterministic for a seed and an end week.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+from pyproj import Transformer
+from shapely import Point
+from shapely import wkb as shapely_wkb
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, text
+
+from app.access.admin import OPERATOR_KIND, grant_area, new_key
+from app.core.taxonomy import Taxonomy
+from app.db.models import GrantLevel, Role
+from app.ingest.areas import REPO_DATA, create_union_area, storage_srid
+from app.ingest.store import IncidentRecord, UpsertResult, upsert_incidents
+from clustering.synthetic import HotspotSpec, Trend, generate_incidents
+
+PLACES_FILE = REPO_DATA / "demo" / "places.yaml"
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+DEMO_SOURCE = "demo"
+POLISEN_ORGANISATION = ("polisen", "Polismyndigheten (öppna händelser från polisen.se)")
+
+# What each kind of place produces (category code -> relative weight), how spread out it is
+# and which trends it takes in turn across the kommuner, so that the demo shows all three.
+PLACE_PROFILES: dict[str, dict[str, Any]] = {
+    "centre": {
+        "sigma_m": 110.0,
+        "weight": 3.0,
+        "trends": ("persisting", "persisting", "emerging", "persisting", "fading"),
+        "categories": {
+            "skadegorelse.klotter": 3,
+            "ordningsstorning.storande_beteende": 2,
+            "alkohol.fortaring_allman_plats": 2,
+            "tillgrepp.fickstold": 1,
+            "otrygghet.samling": 2,
+        },
+    },
+    "station": {
+        "sigma_m": 90.0,
+        "weight": 2.0,
+        "trends": ("emerging", "persisting", "persisting", "fading", "emerging"),
+        "categories": {
+            "tillgrepp.cykelstold": 4,
+            "skadegorelse.glaskross": 2,
+            "narkotika.innehav": 1,
+            "otrygg_plats.belysning": 1,
+        },
+    },
+    "school": {
+        "sigma_m": 80.0,
+        "weight": 1.5,
+        "trends": ("fading", "emerging", "persisting", "emerging", "persisting"),
+        "categories": {
+            "skadegorelse.klotter": 3,
+            "brand.anlagd": 1,
+            "otrygghet.samling": 2,
+            "narkotika.oppen_handel": 1,
+        },
+    },
+    "shopping": {
+        "sigma_m": 150.0,
+        "weight": 2.5,
+        "trends": ("persisting", "fading", "emerging", "persisting", "persisting"),
+        "categories": {
+            "tillgrepp.snatteri": 4,
+            "tillgrepp.inbrott.bil": 2,
+            "tillgrepp.inbrott.butik": 1,
+            "trafik.olycka": 1,
+        },
+    },
+}
+BACKGROUND_CATEGORIES = {
+    "skadegorelse.klotter": 4,
+    "skadegorelse.ovrig": 2,
+    "tillgrepp.inbrott.bostad": 2,
+    "tillgrepp.cykelstold": 2,
+    "trafik.hastighet": 2,
+    "trafik.olycka": 1,
+    "ordningsstorning.storande_beteende": 2,
+    "otrygg_plats.belysning": 1,
+    "vald.misshandel": 1,
+    "vald.hot": 1,
+    "vald.nara_relation": 0.5,
+    "brand.anlagd": 0.5,
+}
+
+
+@dataclass(frozen=True)
+class DemoKommun:
+    """One demo kommun: its organisation, size of its demo and its places."""
+
+    code: str
+    name: str
+    organisation: str
+    incidents: int
+    radius_m: float
+    places: list[dict[str, Any]]
+
+
+def load_demo_plan(path: Path = PLACES_FILE) -> tuple[list[DemoKommun], list[dict[str, Any]]]:
+    """Read the demo's kommuner, places and union areas."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    kommuner = [DemoKommun(code=str(code), **spec) for code, spec in data["kommuner"].items()]
+    return kommuner, list(data.get("unions", []))
+
+
+def demo_period(today: date, weeks: int = 26) -> tuple[datetime, datetime]:
+    """Return the start and end (Europe/Stockholm) of the last `weeks` complete ISO weeks."""
+    this_monday = today - timedelta(days=today.weekday())
+    start_day = this_monday - timedelta(weeks=weeks)
+    start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=STOCKHOLM)
+    end = datetime(this_monday.year, this_monday.month, this_monday.day, tzinfo=STOCKHOLM)
+    return start, end
+
+
+def demo_records(
+    kommun: DemoKommun,
+    index: int,
+    area: BaseGeometry,
+    srid: int,
+    start: datetime,
+    weeks: int,
+    seed: int,
+) -> list[IncidentRecord]:
+    """Return the demo incidents of one kommun, in the storage CRS."""
+    to_storage = Transformer.from_crs(4326, srid, always_xy=True)
+    specs = []
+    for place in kommun.places:
+        profile = PLACE_PROFILES[place["kind"]]
+        x, y = to_storage.transform(place["lon"], place["lat"])
+        trend: Trend = profile["trends"][index % len(profile["trends"])]
+        specs.append(
+            HotspotSpec(
+                x_m=x,
+                y_m=y,
+                sigma_m=profile["sigma_m"],
+                weight=profile["weight"],
+                trend=trend,
+                categories=profile["categories"],
+                name=place["name"],
+            )
+        )
+    centre = specs[0]
+    built_up = Point(centre.x_m, centre.y_m).buffer(kommun.radius_m).intersection(area)
+    incidents = generate_incidents(
+        specs,
+        kommun.incidents,
+        start=start,
+        weeks=weeks,
+        background_share=0.35,
+        background_area=built_up,
+        background_categories=BACKGROUND_CATEGORIES,
+        seed=seed * 1000 + int(kommun.code),
+    )
+    names = {i: s.name for i, s in enumerate(specs)}
+    records = []
+    for i in range(len(incidents)):
+        hotspot = int(incidents.hotspot[i])
+        where = f" vid {names[hotspot]}" if hotspot >= 0 else f" i {kommun.name}"
+        occurred = incidents.time[i].astype("datetime64[s]").astype(datetime)
+        records.append(
+            IncidentRecord(
+                source=DEMO_SOURCE,
+                external_id=f"demo-{kommun.code}-{i:05d}",
+                category_code=str(incidents.category[i]),
+                occurred_from=occurred.replace(tzinfo=ZoneInfo("UTC")),
+                occurred_to=None,
+                x=float(incidents.x[i]),
+                y=float(incidents.y[i]),
+                location_precision="address",
+                description=f"Demodata{where}",
+                created_by="est demo",
+            )
+        )
+    return records
+
+
+def ensure_organisation(conn: Connection, code: str, name: str, kind: str) -> int:
+    """Return the id of the organisation with this code, creating it when missing."""
+    org_id = conn.scalar(
+        text("""
+        INSERT INTO est.organisation (code, name, kind) VALUES (:code, :name, :kind)
+        ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name RETURNING id
+    """),
+        {"code": code, "name": name, "kind": kind},
+    )
+    assert org_id is not None
+    return int(org_id)
+
+
+def load_demo(
+    conn: Connection, taxonomy: Taxonomy, today: date, seed: int = 0, weeks: int = 26
+) -> dict[str, UpsertResult]:
+    """Create the demo organisations, union areas and incidents; return what each kommun got."""
+    kommuner, unions = load_demo_plan()
+    used = set(BACKGROUND_CATEGORIES).union(*(p["categories"] for p in PLACE_PROFILES.values()))
+    unknown = sorted(c for c in used if c not in taxonomy.by_code)
+    if unknown:
+        raise ValueError(
+            f"the demo uses categories missing from the taxonomy: {', '.join(unknown)}"
+        )
+    srid = storage_srid(conn)
+    start, _ = demo_period(today, weeks)
+    results = {}
+    for index, kommun in enumerate(kommuner):
+        geom = conn.scalar(
+            text("SELECT ST_AsBinary(geom) FROM est.area WHERE code = :c"), {"c": kommun.code}
+        )
+        if geom is None:
+            raise ValueError(f"kommun {kommun.code} is not loaded: run `est areas load` first")
+        area = shapely_wkb.loads(bytes(geom))
+        org_id = ensure_organisation(conn, f"kommun-{kommun.code}", kommun.organisation, "kommun")
+        records = demo_records(kommun, index, area, srid, start, weeks, seed)
+        results[kommun.name] = upsert_incidents(conn, org_id, srid, records)
+    for kommun in kommuner:
+        grant_area(conn, f"kommun-{kommun.code}", kommun.code, GrantLevel.raw, "est demo")
+    for union in unions:
+        create_union_area(conn, union["code"], union["name"], list(union["of"]))
+        ensure_organisation(conn, union["code"], union["name"], "lpo")
+        for code in [union["code"], *union["of"]]:
+            grant_area(conn, union["code"], code, GrantLevel.raw, "est demo")
+    ensure_organisation(conn, OPERATOR_CODE, "EST Lägesbild drift (demo)", OPERATOR_KIND)
+    return results
+
+
+OPERATOR_CODE = "drift"
+DEMO_KEYS = (
+    (OPERATOR_CODE, Role.admin, "demo admin"),
+    ("kommun-1285", Role.analyst, "demo analyst"),
+    ("kommun-1285", Role.viewer, "demo viewer"),
+)
+
+
+def demo_keys(conn: Connection) -> list[tuple[str, Role, str]]:
+    """Revoke earlier demo keys and create new ones; return (organisation, role, token)."""
+    conn.execute(
+        text(
+            "UPDATE est.api_key SET revoked_at = now() "
+            "WHERE name LIKE 'demo %' AND revoked_at IS NULL"
+        )
+    )
+    return [
+        (org, role, new_key(conn, org, role, name, None).token) for org, role, name in DEMO_KEYS
+    ]

@@ -1,0 +1,1 @@
+"""Compute: hotspot analyses on files, backtests, the retention purge; next the nightly runs."""

@@ -1,0 +1,72 @@
+"""Retention: what is older than the retention period is archived (GPKG + CSV), then deleted."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import geopandas as gpd
+from sqlalchemy import Engine, text
+
+from app.ingest.store import IncidentRecord, upsert_incidents
+from app.ops.demo import ensure_organisation
+from app.runs.purge import purge, retention_cutoff
+from tests.conftest import ESLOV
+
+NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
+
+
+def test_the_cutoff_is_whole_calendar_months_back() -> None:
+    assert retention_cutoff(NOW, 36) == datetime(2023, 11, 22, 12, tzinfo=UTC)
+    assert retention_cutoff(datetime(2026, 3, 31, tzinfo=UTC), 1) == datetime(
+        2026, 2, 28, tzinfo=UTC
+    )
+
+
+def test_purge_archives_then_deletes_only_what_ended_before_the_cutoff(
+    system_engine: Engine, tmp_path: Path
+) -> None:
+    def record(i: int, start: datetime, end: datetime | None = None) -> IncidentRecord:
+        return IncidentRecord(
+            source="purge",
+            external_id=str(i),
+            category_code="skadegorelse.klotter",
+            occurred_from=start,
+            occurred_to=end,
+            x=ESLOV[0] + i,
+            y=ESLOV[1],
+            location_precision="address",
+            description=f"=old {i}",
+        )
+
+    cutoff = retention_cutoff(NOW, 36)
+    old = [record(i, cutoff - timedelta(days=10 + i)) for i in range(4)]
+    straddling = [record(10, cutoff - timedelta(days=5), cutoff + timedelta(days=1))]
+    recent = [record(20, NOW - timedelta(days=3))]
+    with system_engine.connect() as conn:
+        org = ensure_organisation(conn, "purge-test", "Purge test", "kommun")
+        upsert_incidents(conn, org, 3006, old + straddling + recent)
+        dry = purge(conn, 36, tmp_path, now=NOW, dry_run=True)
+        mine = "SELECT external_id FROM est.incident WHERE organisation_id = :o ORDER BY 1"
+        before = conn.scalars(text(mine), {"o": org}).all()
+        result = purge(conn, 36, tmp_path, now=NOW)
+        left = conn.scalars(text(mine), {"o": org}).all()
+        logged = conn.execute(
+            text(
+                "SELECT row_count, filters FROM est.audit_log WHERE action = 'purge' "
+                "ORDER BY id DESC LIMIT 1"
+            )
+        ).one()
+        conn.rollback()
+    assert dry.incidents >= 4 and dry.files == () and len(before) == 6
+    assert left == ["10", "20"]
+    assert result.incidents == logged.row_count >= 4
+    gpkg, csv_path = result.files
+    archived = gpd.read_file(gpkg)
+    assert archived.crs.to_epsg() == 3006
+    assert {"0", "1", "2", "3"} <= set(archived["external_id"])
+    rows = list(csv.DictReader(csv_path.open(encoding="utf-8-sig"), delimiter=";"))
+    assert {r["external_id"] for r in rows} == set(archived["external_id"])
+    assert all(r["description"].startswith("'=") for r in rows if r["source"] == "purge")
+    assert set(logged.filters["archive"]) == {str(gpkg), str(csv_path)}
