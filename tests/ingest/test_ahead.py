@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.ingest.imports import ahead_on_a_thread
+from app.ingest.ahead import ahead_on_a_thread
 
 
 def test_items_arrive_in_order_and_are_computed_ahead() -> None:
