@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimit, RateLimiter
 from app.api.routes import access, areas, health, imports, incident_writes, incidents, layers
-from app.core.errors import install_error_handlers
 from app.db.engine import app_engine
 from app.settings import Settings, get_settings
 

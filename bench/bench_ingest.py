@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.core.taxonomy import load_taxonomy  # noqa: E402
+from app.core.vocabulary import Role  # noqa: E402
 from app.db.bootstrap import Extent, init_database  # noqa: E402
-from app.db.models import Role  # noqa: E402
 from app.db.reference import sync_taxonomy  # noqa: E402
 from app.ingest.mapping import load_mapping  # noqa: E402
 from app.ops import devdb  # noqa: E402

@@ -55,12 +55,12 @@ import scipy.sparse
 import scipy.sparse.csgraph
 import shapely
 
+from clustering.labels import ChangeLabel
 from geo.grid import cell_polygons
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 IdFactory = Callable[[shapely.Geometry], str]
-ChangeLabel = Literal["new", "grown", "shrunk", "stable"]
 GoneReason = Literal["disappeared", "merged"]
 
 ID_COLUMN = "id"
@@ -327,13 +327,13 @@ def _largest_partner(
 def _label(area: float, prev_area: FloatArray, predecessor: int, tolerance: float) -> ChangeLabel:
     """Return the change label of one current hotspot against its predecessor's area."""
     if predecessor < 0:
-        return "new"
+        return ChangeLabel.new
     change = (area - prev_area[predecessor]) / prev_area[predecessor]
     if change > tolerance:
-        return "grown"
+        return ChangeLabel.grown
     if change < -tolerance:
-        return "shrunk"
-    return "stable"
+        return ChangeLabel.shrunk
+    return ChangeLabel.stable
 
 
 def _new_ids(

@@ -23,8 +23,8 @@ from sqlalchemy.engine import make_url
 
 from app.access import admin
 from app.core.taxonomy import load_taxonomy
+from app.core.vocabulary import GrantLevel, Role
 from app.db.bootstrap import init_database
-from app.db.models import GrantLevel, Role
 from app.db.reference import sync_taxonomy
 from app.ingest.areas import load_areas, read_kommun_file
 from app.ingest.store import IncidentRecord, upsert_incidents

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, text
 
 from app.access.auth import NewKey, Principal, create_api_key
 from app.core.errors import Conflict, NotFound
-from app.db.models import GrantLevel, Role
+from app.core.vocabulary import GrantLevel, Role
 
 # Admins of an organisation of this kind run the deployment: they register organisations and
 # record the grants that data controllers agreed on. Other admins manage their own keys.

@@ -20,7 +20,7 @@ import jwt
 from sqlalchemy import Connection, text
 
 from app.core.errors import Forbidden, Unauthorized
-from app.db.models import Role
+from app.core.vocabulary import Role
 from app.settings import Settings
 
 KEY_PREFIX = "est"

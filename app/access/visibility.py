@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from app.access.auth import Principal
-from app.db.models import Role
+from app.core.vocabulary import Role
 
 # An incident is visible to its reporting organisation (analysts and reporters) and to the
 # analysts of organisations with a live raw grant on an area it lies in. Written as a set of ids

@@ -14,9 +14,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.access.auth import Principal, authenticate
-from app.core.errors import Forbidden, ServiceUnavailable
+from app.core.errors import Forbidden, Unavailable
+from app.core.vocabulary import Role
 from app.db.engine import session_scope
-from app.db.models import Role
 from app.settings import Settings
 
 # Declared so that the OpenAPI documents show both ways to send a key; the header itself is
@@ -63,7 +63,7 @@ def get_principal(
         with engine.begin() as conn:
             principal = authenticate(conn, settings, request.headers.get("authorization"))
     except OperationalError as exc:
-        raise ServiceUnavailable("the database is not reachable; try again shortly") from exc
+        raise Unavailable("the database is not reachable; try again shortly") from exc
     request.state.principal = principal
     request.app.state.rate_limiter.check(principal.subject)
     return principal
@@ -89,7 +89,7 @@ def get_session(principal: CurrentPrincipal, engine: EngineDep) -> Iterator[Sess
             )
             yield session
     except OperationalError as exc:
-        raise ServiceUnavailable("the database is not reachable; try again shortly") from exc
+        raise Unavailable("the database is not reachable; try again shortly") from exc
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -8,7 +8,8 @@ from collections import deque
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PayloadTooLarge, TooManyRequests, problem_response
+from app.api.errors import PROBLEMS, problem_response
+from app.core.errors import RateLimited, TooLarge
 
 
 class BodySizeLimit:
@@ -26,7 +27,7 @@ class BodySizeLimit:
         detail = f"the request body is larger than {self.max_bytes} bytes"
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await problem_response(413, PayloadTooLarge.title, detail, scope["path"])(
+            await problem_response(413, PROBLEMS[TooLarge].title, detail, scope["path"])(
                 scope, receive, send
             )
             return
@@ -56,7 +57,7 @@ class BodySizeLimit:
             if not too_large:
                 raise
         if too_large:
-            await problem_response(413, PayloadTooLarge.title, detail, scope["path"])(
+            await problem_response(413, PROBLEMS[TooLarge].title, detail, scope["path"])(
                 scope, receive, send
             )
 
@@ -82,9 +83,9 @@ class RateLimiter:
                 hits.popleft()
             if len(hits) >= self.per_minute:
                 retry = max(1, int(60.0 - (now - hits[0])) + 1)
-                raise TooManyRequests(
+                raise RateLimited(
                     f"more than {self.per_minute} requests a minute with this key; "
                     f"try again in {retry} s",
-                    headers={"Retry-After": str(retry)},
+                    retry_after_s=retry,
                 )
             hits.append(now)

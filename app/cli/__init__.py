@@ -17,11 +17,11 @@ from rich.table import Table
 from sqlalchemy import Engine, create_engine, pool, text
 
 from app.access import admin, audit
-from app.core.errors import Problem
+from app.core.errors import DomainError
 from app.core.taxonomy import load_taxonomy
+from app.core.vocabulary import GrantLevel, Role
 from app.db import migrate
 from app.db.bootstrap import Extent, InitError, init_database
-from app.db.models import GrantLevel, Role
 from app.db.reference import sync_taxonomy
 from app.ingest.areas import DEFAULT_AREAS_FILE, create_union_area, load_areas, read_kommun_file
 from app.ingest.imports import (
@@ -146,10 +146,10 @@ def areas_union(
 
 @contextmanager
 def _reported() -> Iterator[None]:
-    """Turn a Problem (unknown code, duplicate, …) into a clear message and exit status 1."""
+    """Turn a domain error (unknown code, duplicate, …) into a clear message and exit status 1."""
     try:
         yield
-    except Problem as exc:
+    except DomainError as exc:
         raise _fail(exc.detail) from None
 
 

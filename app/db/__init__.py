@@ -1,1 +1,3 @@
-"""The database: models, engines and sessions, bootstrap and migrations."""
+"""The database: models, engines, migrations, bootstrap and the deployment it serves."""
+
+SCHEMA = "est"  # every table, type and function of the deployment lives in this schema

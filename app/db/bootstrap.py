@@ -8,8 +8,7 @@ from psycopg import sql
 from pyproj import CRS
 from sqlalchemy import Connection, create_engine, pool, text
 
-from app.db import migrate
-from app.db.models import SCHEMA
+from app.db import SCHEMA, migrate
 from app.ingest.areas import refresh_accepted_area
 from app.settings import APP_ROLE, OWNER_ROLE, SYSTEM_ROLE, Settings
 

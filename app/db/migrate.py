@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
-from app.db.models import SCHEMA
+from app.db import SCHEMA
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 

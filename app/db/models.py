@@ -33,7 +33,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA = "est"
+from app.core.vocabulary import (
+    ActionStatus,
+    ChangeLabel,
+    GrantLevel,
+    JobStatus,
+    LocationPrecision,
+    Role,
+    RunStatus,
+)
+from app.db import SCHEMA
 
 
 class Base(DeclarativeBase):
@@ -62,69 +71,6 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
 def _geometry(kind: str) -> Geometry:
     # spatial_index=False: the migrations create the GiST indexes explicitly, with their names.
     return Geometry(kind, srid=-1, spatial_index=False)
-
-
-class Role(enum.StrEnum):
-    """What a caller may do within its organisation."""
-
-    admin = "admin"
-    analyst = "analyst"
-    reporter = "reporter"
-    viewer = "viewer"
-    ingest = "ingest"
-
-
-class GrantLevel(enum.StrEnum):
-    """How much of an area an organisation may see: raw incidents or aggregated layers only."""
-
-    raw = "raw"
-    aggregate = "aggregate"
-
-
-class LocationPrecision(enum.StrEnum):
-    """How exactly an incident's point locates it."""
-
-    exact = "exact"
-    address = "address"
-    street = "street"
-    area_centroid = "area_centroid"
-    unknown = "unknown"
-
-
-class RunStatus(enum.StrEnum):
-    """Where a hotspot run is in its life."""
-
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-
-
-class ChangeLabel(enum.StrEnum):
-    """How a hotspot changed against the previous published run."""
-
-    new = "new"
-    grown = "grown"
-    shrunk = "shrunk"
-    stable = "stable"
-    gone = "gone"
-
-
-class ImportStatus(enum.StrEnum):
-    """Where a file import is."""
-
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-
-
-class ActionStatus(enum.StrEnum):
-    """The state of an åtgärd decided by a ledningsgrupp."""
-
-    planned = "planned"
-    ongoing = "ongoing"
-    done = "done"
-    cancelled = "cancelled"
 
 
 class Deployment(Base):
@@ -498,7 +444,7 @@ class ImportJob(Base):
     filename: Mapped[str | None] = mapped_column(Text)
     file_sha256: Mapped[str | None] = mapped_column(String(64))
     mapping: Mapped[dict[str, Any] | None]
-    status: Mapped[ImportStatus] = mapped_column(_enum(ImportStatus, "import_status"))
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "import_status"))
     started_at: Mapped[datetime] = mapped_column(server_default=func.now())
     finished_at: Mapped[datetime | None]
     counts: Mapped[dict[str, Any] | None]

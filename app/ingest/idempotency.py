@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, text
 
-from app.core.errors import Conflict, Unprocessable
+from app.core.errors import Conflict, InvalidInput
 
 # A request that has not finished after this long is taken to have died with its process.
 ABANDONED_AFTER = "10 minutes"
@@ -34,7 +34,7 @@ def claim(engine: Engine, organisation_id: int, key: str, digest: str) -> Stored
     Raises 422 when the key was used with another body, 409 while the first request runs.
     """
     if not 1 <= len(key) <= 200:
-        raise Unprocessable("Idempotency-Key must be 1 to 200 characters")
+        raise InvalidInput("Idempotency-Key must be 1 to 200 characters")
     with engine.begin() as conn:
         claimed = conn.execute(
             text("""
@@ -58,7 +58,7 @@ def claim(engine: Engine, organisation_id: int, key: str, digest: str) -> Stored
             {"org": organisation_id, "key": key},
         ).one()
     if row.request_sha256 != digest:
-        raise Unprocessable("this Idempotency-Key was used with another request body")
+        raise InvalidInput("this Idempotency-Key was used with another request body")
     if row.status_code is None:
         raise Conflict("a request with this Idempotency-Key is still being processed")
     return StoredAnswer(status_code=row.status_code, body=row.response)

@@ -20,13 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from app.core.errors import InvalidInput
 from app.core.taxonomy import _UniqueKeyLoader  # the taxonomy's loader: a duplicate key is an error
-from app.db.models import LocationPrecision
+from app.core.vocabulary import PRECISIONS
 from app.ingest.areas import REPO_DATA
 
 MAPPINGS_DIR = REPO_DATA / "mappings"
 Format = Literal["csv", "geojson", "gpkg", "polisen-json"]
-PRECISIONS = tuple(p.value for p in LocationPrecision)
+
 ISO = "iso"
 POLISEN = "polisen"
 _SUFFIX_FORMATS: dict[str, Format] = {
@@ -39,7 +40,7 @@ _SUFFIX_FORMATS: dict[str, Format] = {
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 
 
-class MappingError(ValueError):
+class MappingError(InvalidInput, ValueError):
     """A mapping that cannot be used; the message names the key and says what to write."""
 
 

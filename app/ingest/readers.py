@@ -42,6 +42,7 @@ from pyogrio import raw as ogr_raw
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from app.core.errors import InvalidInput
 from app.core.taxonomy import Taxonomy, load_taxonomy
 from app.ingest.batch import ObjectArray, RawBatch, RowError
 from app.ingest.mapping import (
@@ -103,7 +104,7 @@ _GEOMETRY_NAMES = {
 }
 
 
-class ReadError(ValueError):
+class ReadError(InvalidInput, ValueError):
     """An input that cannot be read at all; the message says what to change."""
 
 

@@ -18,11 +18,10 @@ import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
-from app.db.models import LocationPrecision
+from app.core.vocabulary import PRECISIONS
 from app.ingest.batch import RawBatch, RowError
 from app.ingest.screening import Screened, screen_text
 
-PRECISIONS = {p.value for p in LocationPrecision}
 MAX_ID = 128
 MAX_SOURCE = 64
 MAX_TEXT = 4000

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, text
 
 from app.access.admin import OPERATOR_KIND, grant_area, new_key
 from app.core.taxonomy import Taxonomy
-from app.db.models import GrantLevel, Role
+from app.core.vocabulary import GrantLevel, Role
 from app.ingest.areas import REPO_DATA, create_union_area, storage_srid
 from app.ingest.store import IncidentRecord, UpsertResult, upsert_incidents
 from clustering.synthetic import HotspotSpec, Trend, generate_incidents

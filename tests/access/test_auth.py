@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from app.access.admin import new_key, revoke_key
-from app.db.models import Role
+from app.core.vocabulary import Role
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import World

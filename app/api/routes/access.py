@@ -14,7 +14,7 @@ from app.access.auth import Principal
 from app.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, request_id
 from app.api.schemas import StrictModel
 from app.core.errors import Forbidden
-from app.db.models import GrantLevel, Role
+from app.core.vocabulary import GrantLevel, Role
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
 

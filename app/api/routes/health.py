@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.api.deps import EngineDep
-from app.core.errors import ServiceUnavailable
+from app.core.errors import Unavailable
 from app.db.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
@@ -30,9 +30,9 @@ def readyz(engine: EngineDep) -> dict[str, Any]:
             conn.execute(text("SELECT 1"))
             current = current_revision(conn)
     except DBAPIError as exc:
-        raise ServiceUnavailable("the database is not reachable") from exc
+        raise Unavailable("the database is not reachable") from exc
     if current != head:
-        raise ServiceUnavailable(
+        raise Unavailable(
             f"the database is at migration {current or 'none'}, the code needs {head}: "
             "run `est db upgrade`",
             database_revision=current,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel
 
 from app.api.deps import EngineDep, SessionDep, SettingsDep, WriterPrincipal
-from app.core.errors import Problem, Unprocessable
+from app.core.errors import InvalidInput, Rejected
 from app.ingest.imports import (
     ImportSummary,
     file_sha256,
@@ -65,13 +65,6 @@ def _answer(summary: ImportSummary) -> ImportAnswer:
     )
 
 
-class ImportRejected(Problem):
-    """Rows were rejected and the import was all-or-nothing: nothing was stored."""
-
-    status = 422
-    title = "Import rejected"
-
-
 @router.post("", summary="Import a file (CSV, GeoJSON, GeoPackage): all or nothing by default")
 def import_file(
     principal: WriterPrincipal,
@@ -87,11 +80,11 @@ def import_file(
 ) -> ImportAnswer:
     """Validate every row; store all of them, or with accept_valid the valid ones."""
     if mapping not in preset_names():
-        raise Unprocessable(f"mapping must be one of the presets: {', '.join(preset_names())}")
+        raise InvalidInput(f"mapping must be one of the presets: {', '.join(preset_names())}")
     chosen = load_mapping(mapping)
     effective_source = source or chosen.source
     if not effective_source:
-        raise Unprocessable("give a source: records are keyed by source and id")
+        raise InvalidInput("give a source: records are keyed by source and id")
     name = Path(file.filename or "upload.csv").name
     with tempfile.TemporaryDirectory(prefix="est-import-") as folder:
         path = Path(folder) / name
@@ -123,12 +116,12 @@ def import_file(
             )
         except (MappingError, ReadError) as exc:
             _failed(engine, summary)
-            raise Unprocessable(str(exc)) from None
+            raise InvalidInput(str(exc)) from None
     if not summary.stored:
         _failed(engine, summary)
         answer: dict[str, Any] = _answer(summary).model_dump()
         first = summary.rejected[0]
-        raise ImportRejected(
+        raise Rejected(
             f"nothing was imported: {len(summary.rejected)} rows were rejected (the first: row "
             f"{first.row}, {first.field}: {first.reason}); fix them, or send accept_valid=true",
             **answer,

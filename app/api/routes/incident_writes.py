@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.access.auth import Principal
 from app.api.deps import EngineDep, SessionDep, SettingsDep, WriterPrincipal
-from app.core.errors import PayloadTooLarge, Unprocessable
+from app.core.errors import InvalidInput, TooLarge
 from app.ingest import idempotency
 from app.ingest.batch import RawBatch
 from app.ingest.readers import read_feature_collection, read_records
@@ -63,15 +63,15 @@ def _parse_body(body: Any, limit: int) -> RawBatch:
     elif isinstance(body, list):
         n, batch_of = len(body), read_records
     else:
-        raise Unprocessable("send an incident object, a list of them or a FeatureCollection")
+        raise InvalidInput("send an incident object, a list of them or a FeatureCollection")
     if n > limit:
-        raise PayloadTooLarge(f"{n} records; at most {limit} may be sent at once")
+        raise TooLarge(f"{n} records; at most {limit} may be sent at once")
     if n == 0:
-        raise Unprocessable("no records in the body")
+        raise InvalidInput("no records in the body")
     try:
         return batch_of(body)
     except ValueError as exc:
-        raise Unprocessable(str(exc)) from None
+        raise InvalidInput(str(exc)) from None
 
 
 @router.post(

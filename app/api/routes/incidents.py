@@ -18,7 +18,7 @@ from app.api.deps import (
     SettingsDep,
     request_id,
 )
-from app.core.errors import NotFound, Unprocessable
+from app.core.errors import InvalidInput, NotFound
 from app.core.spreadsheet import csv_lines
 from geo.geojson import dumps, feature_collection, point_feature
 
@@ -46,9 +46,9 @@ def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
     try:
         minx, miny, maxx, maxy = (float(v) for v in value.split(","))
     except ValueError:
-        raise Unprocessable("bbox must be minlon,minlat,maxlon,maxlat in degrees") from None
+        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat in degrees") from None
     if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
-        raise Unprocessable("bbox must have minlon < maxlon and minlat < maxlat, in degrees")
+        raise InvalidInput("bbox must have minlon < maxlon and minlat < maxlat, in degrees")
     return minx, miny, maxx, maxy
 
 
@@ -64,7 +64,7 @@ def incident_filter(
     """Parse the filter query parameters shared by list and export."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
-            raise Unprocessable(f"{name} needs a time zone, e.g. 2026-05-01T00:00:00+02:00")
+            raise InvalidInput(f"{name} needs a time zone, e.g. 2026-05-01T00:00:00+02:00")
     return IncidentFilter(
         bbox=parse_bbox(bbox), since=since, until=until, categories=category or [], area=area
     )
@@ -116,7 +116,7 @@ def list_incidents(
 ) -> Response:
     """Return a page of raw incidents (logged in the audit trail)."""
     if limit > settings.max_page_size:
-        raise Unprocessable(f"limit may be at most {settings.max_page_size}")
+        raise InvalidInput(f"limit may be at most {settings.max_page_size}")
     conn = session.connection()
     total = count_visible(conn, principal, f)
     features = [_feature(r) for r in visible_incidents(conn, principal, f, limit, offset)]

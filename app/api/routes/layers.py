@@ -13,7 +13,7 @@ from pyproj import Transformer
 from sqlalchemy import text
 
 from app.api.deps import LayerReaderPrincipal, SessionDep, SettingsDep
-from app.core.errors import NotFound, Unprocessable
+from app.core.errors import InvalidInput, NotFound
 from geo.geojson import feature_collection
 from geo.grid import cell_polygons
 
@@ -39,7 +39,7 @@ def grid_layer(
 ) -> Response:
     """Return counts per cell as GeoJSON polygons in lon/lat, suppressed inside the database."""
     if since.tzinfo is None or until.tzinfo is None:
-        raise Unprocessable("since and until need a time zone, e.g. 2026-05-04T00:00:00+02:00")
+        raise InvalidInput("since and until need a time zone, e.g. 2026-05-04T00:00:00+02:00")
     granted = session.scalar(
         text(
             "SELECT 1 FROM est.area a JOIN est.area_grant g ON g.area_id = a.id "
