@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimit, RateLimiter
 from app.api.routes import access, areas, health, imports, incident_writes, incidents, layers
+from app.db.deployment import DeploymentCache
 from app.db.engine import app_engine
 from app.settings import Settings, get_settings
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.deployment = DeploymentCache()
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
     for module in (health, access, areas, incidents, incident_writes, imports, layers):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,7 +43,11 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    timezone: str = "Europe/Stockholm"
+    timezone: str = Field(
+        "Europe/Stockholm",
+        description="IANA time zone of what people read; its Mondays start the weeks. "
+        "`est db init` writes it into the database, whose aggregates count in it.",
+    )
     retention_months: int = Field(36, ge=1)
     archive_dir: str = Field(
         ".data/archive", description="Where `est purge` writes what it deletes (GPKG + CSV)."
@@ -80,6 +85,15 @@ class Settings(BaseSettings):
     def _asymmetric_only(cls, value: list[str]) -> list[str]:
         if not value or any(a.lower() == "none" or a.upper().startswith("HS") for a in value):
             raise ValueError("only asymmetric algorithms (RS256, ES256, …) are accepted")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use e.g. Europe/Stockholm") from None
         return value
 
     @field_validator(

@@ -24,9 +24,10 @@ from sqlalchemy.engine import make_url
 from app.access import admin
 from app.core.taxonomy import load_taxonomy
 from app.core.vocabulary import GrantLevel, Role
+from app.db.areas import load_areas
 from app.db.bootstrap import init_database
 from app.db.reference import sync_taxonomy
-from app.ingest.areas import load_areas, read_kommun_file
+from app.ingest.areas import read_kommun_file
 from app.ingest.store import IncidentRecord, upsert_incidents
 from app.main import create_app
 from app.ops import devdb

@@ -10,12 +10,12 @@ from sqlalchemy import Connection, text
 
 from app.access.auth import NewKey, Principal, create_api_key
 from app.core.errors import Conflict, NotFound
-from app.core.vocabulary import GrantLevel, Role
+from app.core.vocabulary import GrantLevel, OrganisationKind, Role
 
 # Admins of an organisation of this kind run the deployment: they register organisations and
 # record the grants that data controllers agreed on. Other admins manage their own keys.
 OPERATOR_KIND = "operator"
-ORGANISATION_KINDS = ("operator", "kommun", "lpo", "police", "business", "rescue", "other")
+ORGANISATION_KINDS = tuple(kind.value for kind in OrganisationKind)
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,12 @@ def organisation_id(conn: Connection, code: str) -> int:
     if org_id is None:
         raise NotFound(f"no organisation with code {code!r}")
     return int(org_id)
+
+
+def organisation_exists(conn: Connection, code: str) -> bool:
+    """Whether an organisation has this code."""
+    found = conn.scalar(text("SELECT 1 FROM est.organisation WHERE code = :c"), {"c": code})
+    return found is not None
 
 
 def create_organisation(conn: Connection, code: str, name: str, kind: str) -> dict[str, Any]:

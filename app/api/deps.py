@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.access.auth import Principal, authenticate
 from app.core.errors import Forbidden, Unavailable
 from app.core.vocabulary import Role
+from app.db.deployment import DeploymentCache
 from app.db.engine import session_scope
 from app.settings import Settings
 
@@ -31,6 +32,12 @@ def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
+def get_deployment_cache(request: Request) -> DeploymentCache:
+    """Return the process's view of the deployment (refreshed when its version moves)."""
+    cache: DeploymentCache = request.app.state.deployment
+    return cache
+
+
 def get_engine(request: Request) -> Engine:
     """Return the app role's engine."""
     engine: Engine = request.app.state.engine
@@ -39,6 +46,7 @@ def get_engine(request: Request) -> Engine:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+DeploymentDep = Annotated[DeploymentCache, Depends(get_deployment_cache)]
 
 
 def request_id(request: Request) -> str:

@@ -10,7 +10,9 @@ from typing import Any
 
 import yaml
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "categories.yaml"
+from app.core import DATA_DIR
+
+DEFAULT_PATH = DATA_DIR / "categories.yaml"
 
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 MAX_CATEGORY_CODE = 128  # est.category.code is varchar(128)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from psycopg import sql
-from pyproj import CRS
 from sqlalchemy import Connection, create_engine, pool, text
 
+from app.core.errors import InvalidInput
 from app.db import SCHEMA, migrate
-from app.ingest.areas import refresh_accepted_area
+from app.db.deployment import refresh_accepted_area, set_timezone
 from app.settings import APP_ROLE, OWNER_ROLE, SYSTEM_ROLE, Settings
+from geo.crs import CrsError, check_epsg_metric
 
 # Role attributes: nobody but the system role may bypass row-level security, and the app role
 # does not even inherit privileges from roles it might be granted by mistake.
@@ -21,7 +22,7 @@ ROLE_ATTRIBUTES = {
 }
 
 
-class InitError(RuntimeError):
+class InitError(InvalidInput):
     """The database cannot be initialised as asked."""
 
 
@@ -48,19 +49,12 @@ class Extent:
         return cls(minx, miny, maxx, maxy)
 
 
-def check_srid(srid: int) -> CRS:
-    """Return the CRS of srid, refusing one that is not projected in metres."""
+def check_srid(srid: int) -> None:
+    """Refuse a storage SRID that is unknown or not projected in metres."""
     try:
-        crs = CRS.from_epsg(srid)
-    except Exception:
-        raise InitError(f"EPSG:{srid} is not a known coordinate reference system") from None
-    units = {axis.unit_name for axis in crs.axis_info}
-    if not crs.is_projected or units != {"metre"}:
-        raise InitError(
-            f"EPSG:{srid} ({crs.name}) is not a projected CRS in metres; hotspot methods measure "
-            "distances in metres (use e.g. 3006 for Sweden, 26916 for Chicago)"
-        )
-    return crs
+        check_epsg_metric(srid)
+    except CrsError as exc:
+        raise InitError(str(exc)) from None
 
 
 def init_database(settings: Settings, srid: int = 3006, extent: Extent | None = None) -> str:
@@ -92,8 +86,9 @@ def init_database(settings: Settings, srid: int = 3006, extent: Extent | None = 
             f"it cannot change to EPSG:{srid}"
         )
     migrate.upgrade(owner, srid=srid)
-    if extent is not None:
-        with admin.begin() as conn:
+    with admin.begin() as conn:
+        set_timezone(conn, settings.timezone)
+        if extent is not None:
             conn.execute(
                 text(
                     "UPDATE est.deployment SET extent = "
@@ -104,7 +99,10 @@ def init_database(settings: Settings, srid: int = 3006, extent: Extent | None = 
             refresh_accepted_area(conn)
     admin.dispose()
     owner.dispose()
-    return f"database {database} ready: EPSG:{srid}, migrations at {migrate.head_revision()}"
+    return (
+        f"database {database} ready: EPSG:{srid}, weeks in {settings.timezone}, "
+        f"migrations at {migrate.head_revision()}"
+    )
 
 
 def _create_roles_and_schema(conn: Connection, settings: Settings, database: str) -> None:

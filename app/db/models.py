@@ -85,6 +85,8 @@ class Deployment(Base):
     extent_buffer_m: Mapped[float] = mapped_column(Double, server_default="5000")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     accepted_area = mapped_column(_geometry("MULTIPOLYGON"), nullable=True)
+    version: Mapped[int] = mapped_column(BigInteger, server_default="1")
+    timezone: Mapped[str] = mapped_column(Text, server_default="Europe/Stockholm")
 
 
 class Organisation(Base):
@@ -449,6 +451,8 @@ class ImportJob(Base):
     finished_at: Mapped[datetime | None]
     counts: Mapped[dict[str, Any] | None]
     notes: Mapped[dict[str, Any] | None]
+    heartbeat_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class IdempotencyKey(Base):

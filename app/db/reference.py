@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 from app.core.taxonomy import Taxonomy
+from app.db.deployment import mark_changed
 
 
 def sync_taxonomy(conn: Connection, taxonomy: Taxonomy) -> int:
@@ -53,4 +54,5 @@ def sync_taxonomy(conn: Connection, taxonomy: Taxonomy) -> int:
         text("INSERT INTO est.category_group_member (group_code, category_code) VALUES (:g, :c)"),
         [{"g": g.code, "c": code} for g in taxonomy.groups for code in g.codes],
     )
+    mark_changed(conn)
     return len(taxonomy.categories)

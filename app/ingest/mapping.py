@@ -17,15 +17,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pyproj import CRS
-from pyproj.exceptions import CRSError
 
+from app.core import MAPPINGS_DIR, preset_names
 from app.core.errors import InvalidInput
 from app.core.taxonomy import _UniqueKeyLoader  # the taxonomy's loader: a duplicate key is an error
 from app.core.vocabulary import PRECISIONS
-from app.ingest.areas import REPO_DATA
+from geo.crs import CrsError, parse_crs
 
-MAPPINGS_DIR = REPO_DATA / "mappings"
 Format = Literal["csv", "geojson", "gpkg", "polisen-json"]
 
 ISO = "iso"
@@ -380,11 +378,11 @@ def check_timezone(value: str) -> str:
 
 
 def check_crs(value: str) -> str:
-    """Return a CRS as given if pyproj knows it (EPSG:3006, EPSG:4326...)."""
+    """Return a CRS as given if it is known (EPSG:3006, EPSG:4326...)."""
     try:
-        CRS.from_user_input(value)
-    except CRSError:
-        raise ValueError(f"unknown CRS {value!r}: use a code such as EPSG:3006") from None
+        parse_crs(value)
+    except CrsError as e:
+        raise ValueError(str(e)) from None  # "unknown CRS '...': use a code such as EPSG:3006"
     return value
 
 
@@ -421,11 +419,6 @@ def description_columns(template: str | None) -> list[str]:
     if template is None:
         return []
     return [text for text, is_column in template_parts(template) if is_column]
-
-
-def preset_names() -> list[str]:
-    """The names of the shipped presets (data/mappings/*.yaml)."""
-    return sorted(p.stem for p in MAPPINGS_DIR.glob("*.yaml"))
 
 
 def load_mapping(name_or_path: str | Path) -> Mapping:

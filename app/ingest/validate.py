@@ -15,25 +15,20 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 import shapely
-from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
 
+from app.core.errors import InvalidInput
 from app.core.vocabulary import PRECISIONS
+from app.db.deployment import Place
 from app.ingest.batch import RawBatch, RowError
 from app.ingest.screening import Screened, screen_text
+from geo.crs import CrsError, is_geographic, transform
 
 MAX_ID = 128
 MAX_SOURCE = 64
 MAX_TEXT = 4000
 
 
-@dataclass(frozen=True)
-class DefaultLocation:
-    """A place records fall back to when their real location is unknown (a kommun centroid)."""
-
-    name: str
-    x: float
-    y: float
+DefaultLocation = Place  # where records fall back to (a kommun centroid), as validated
 
 
 @dataclass(frozen=True)
@@ -172,12 +167,13 @@ def _check_times(batch: RawBatch, ctx: IngestContext, rej: _Rejections) -> None:
     rej.add(before, "occurred_to", "is before occurred_from")
 
 
-def _transformer(crs: str, srid: int) -> Transformer:
+def _to_storage(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], crs: str, srid: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     try:
-        source = CRS.from_user_input(crs)
-    except CRSError:
-        raise ValueError(f"unknown CRS {crs!r}") from None
-    return Transformer.from_crs(source, srid, always_xy=True)
+        return transform(x, y, crs, srid)
+    except CrsError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def _check_location(
@@ -188,12 +184,11 @@ def _check_location(
     rej.add(missing, "location", "no location (coordinates are missing)")
     finite = np.isfinite(bx) & np.isfinite(by)
     rej.add(~missing & ~finite, "location", "coordinates are not finite numbers")
-    to_storage = _transformer(batch.crs, ctx.srid)
     ok = finite & ~rej.bad
     x = np.full(bx.size, np.nan)
     y = np.full(by.size, np.nan)
     if ok.any():
-        x[ok], y[ok] = to_storage.transform(bx[ok], by[ok], errcheck=False)
+        x[ok], y[ok] = _to_storage(bx[ok], by[ok], batch.crs, ctx.srid)
     inside = np.zeros(bx.size, dtype=bool)
     usable = ok & np.isfinite(x) & np.isfinite(y)
     inside[usable] = shapely.contains_xy(ctx.accepted_area, x[usable], y[usable])
@@ -201,11 +196,11 @@ def _check_location(
     if outside.any():
         sx = np.full(bx.size, np.nan)
         sy = np.full(by.size, np.nan)
-        sx[outside], sy[outside] = to_storage.transform(by[outside], bx[outside], errcheck=False)
+        sx[outside], sy[outside] = _to_storage(by[outside], bx[outside], batch.crs, ctx.srid)
         swapped = np.zeros(bx.size, dtype=bool)
         good = outside & np.isfinite(sx) & np.isfinite(sy)
         swapped[good] = shapely.contains_xy(ctx.accepted_area, sx[good], sy[good])
-        geographic = CRS.from_user_input(batch.crs).is_geographic
+        geographic = is_geographic(batch.crs)
         names = ("longitude", "latitude") if geographic else ("x", "y")
 
         def reason(i: int) -> str:

@@ -14,22 +14,27 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import yaml
-from pyproj import Transformer
 from shapely import Point
 from shapely import wkb as shapely_wkb
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from app.access.admin import OPERATOR_KIND, grant_area, new_key
+from app.core import DATA_DIR
+from app.core.errors import InvalidInput, NotReady
 from app.core.taxonomy import Taxonomy
 from app.core.vocabulary import GrantLevel, Role
-from app.ingest.areas import REPO_DATA, create_union_area, storage_srid
-from app.ingest.store import IncidentRecord, UpsertResult, upsert_incidents
+from app.db.areas import create_union_area
+from app.db.deployment import storage_srid
+from app.ingest.batch import RawBatch
+from app.ingest.pipeline import ImportSpec, ImportSummary, run_import, whole
+from app.settings import Settings
 from clustering.synthetic import HotspotSpec, Trend, generate_incidents
+from geo.crs import from_lonlat
 
-PLACES_FILE = REPO_DATA / "demo" / "places.yaml"
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
+PLACES_FILE = DATA_DIR / "demo" / "places.yaml"
 DEMO_SOURCE = "demo"
 POLISEN_ORGANISATION = ("polisen", "Polismyndigheten (öppna händelser från polisen.se)")
 
@@ -117,16 +122,19 @@ def load_demo_plan(path: Path = PLACES_FILE) -> tuple[list[DemoKommun], list[dic
     return kommuner, list(data.get("unions", []))
 
 
-def demo_period(today: date, weeks: int = 26) -> tuple[datetime, datetime]:
-    """Return the start and end (Europe/Stockholm) of the last `weeks` complete ISO weeks."""
+def demo_period(
+    today: date, weeks: int = 26, timezone: str = "Europe/Stockholm"
+) -> tuple[datetime, datetime]:
+    """Return the start and end (local midnight) of the last `weeks` complete ISO weeks."""
+    zone = ZoneInfo(timezone)
     this_monday = today - timedelta(days=today.weekday())
     start_day = this_monday - timedelta(weeks=weeks)
-    start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=STOCKHOLM)
-    end = datetime(this_monday.year, this_monday.month, this_monday.day, tzinfo=STOCKHOLM)
+    start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=zone)
+    end = datetime(this_monday.year, this_monday.month, this_monday.day, tzinfo=zone)
     return start, end
 
 
-def demo_records(
+def demo_batch(
     kommun: DemoKommun,
     index: int,
     area: BaseGeometry,
@@ -134,18 +142,17 @@ def demo_records(
     start: datetime,
     weeks: int,
     seed: int,
-) -> list[IncidentRecord]:
-    """Return the demo incidents of one kommun, in the storage CRS."""
-    to_storage = Transformer.from_crs(4326, srid, always_xy=True)
+) -> RawBatch:
+    """Return the demo incidents of one kommun as a batch in the storage CRS."""
     specs = []
     for place in kommun.places:
         profile = PLACE_PROFILES[place["kind"]]
-        x, y = to_storage.transform(place["lon"], place["lat"])
+        x, y = from_lonlat(place["lon"], place["lat"], srid)
         trend: Trend = profile["trends"][index % len(profile["trends"])]
         specs.append(
             HotspotSpec(
-                x_m=x,
-                y_m=y,
+                x_m=float(x),
+                y_m=float(y),
                 sigma_m=profile["sigma_m"],
                 weight=profile["weight"],
                 trend=trend,
@@ -165,27 +172,23 @@ def demo_records(
         background_categories=BACKGROUND_CATEGORIES,
         seed=seed * 1000 + int(kommun.code),
     )
+    n = len(incidents)
     names = {i: s.name for i, s in enumerate(specs)}
-    records = []
-    for i in range(len(incidents)):
-        hotspot = int(incidents.hotspot[i])
-        where = f" vid {names[hotspot]}" if hotspot >= 0 else f" i {kommun.name}"
-        occurred = incidents.time[i].astype("datetime64[s]").astype(datetime)
-        records.append(
-            IncidentRecord(
-                source=DEMO_SOURCE,
-                external_id=f"demo-{kommun.code}-{i:05d}",
-                category_code=str(incidents.category[i]),
-                occurred_from=occurred.replace(tzinfo=ZoneInfo("UTC")),
-                occurred_to=None,
-                x=float(incidents.x[i]),
-                y=float(incidents.y[i]),
-                location_precision="address",
-                description=f"Demodata{where}",
-                created_by="est demo",
-            )
-        )
-    return records
+    where = [
+        f" vid {names[h]}" if h >= 0 else f" i {kommun.name}" for h in incidents.hotspot.tolist()
+    ]
+    return RawBatch(
+        row=np.arange(1, n + 1, dtype=np.int64),
+        external_id=np.array([f"demo-{kommun.code}-{i:05d}" for i in range(n)], dtype=object),
+        category=np.asarray(incidents.category, dtype=object),
+        occurred_from=np.asarray(incidents.time).astype("datetime64[us]"),
+        occurred_to=np.full(n, np.datetime64("NaT", "us")),
+        x=np.asarray(incidents.x, dtype=np.float64),
+        y=np.asarray(incidents.y, dtype=np.float64),
+        crs=f"EPSG:{srid}",
+        location_precision=np.full(n, "address", dtype=object),
+        description=np.array([f"Demodata{w}" for w in where], dtype=object),
+    )
 
 
 def ensure_organisation(conn: Connection, code: str, name: str, kind: str) -> int:
@@ -202,29 +205,44 @@ def ensure_organisation(conn: Connection, code: str, name: str, kind: str) -> in
 
 
 def load_demo(
-    conn: Connection, taxonomy: Taxonomy, today: date, seed: int = 0, weeks: int = 26
-) -> dict[str, UpsertResult]:
-    """Create the demo organisations, union areas and incidents; return what each kommun got."""
+    conn: Connection,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    today: date,
+    seed: int = 0,
+    weeks: int = 26,
+) -> dict[str, ImportSummary]:
+    """Create the demo organisations, union areas and incidents; return what each kommun got.
+
+    The incidents go through the import pipeline like any file, in the caller's transaction.
+    """
     kommuner, unions = load_demo_plan()
     used = set(BACKGROUND_CATEGORIES).union(*(p["categories"] for p in PLACE_PROFILES.values()))
     unknown = sorted(c for c in used if c not in taxonomy.by_code)
     if unknown:
-        raise ValueError(
-            f"the demo uses categories missing from the taxonomy: {', '.join(unknown)}"
+        raise NotReady(
+            f"the demo uses categories missing from the taxonomy: {', '.join(unknown)}; "
+            "run `est db init` to load the categories"
         )
     srid = storage_srid(conn)
-    start, _ = demo_period(today, weeks)
+    start, _ = demo_period(today, weeks, settings.timezone)
     results = {}
     for index, kommun in enumerate(kommuner):
         geom = conn.scalar(
             text("SELECT ST_AsBinary(geom) FROM est.area WHERE code = :c"), {"c": kommun.code}
         )
         if geom is None:
-            raise ValueError(f"kommun {kommun.code} is not loaded: run `est areas load` first")
+            raise NotReady(f"kommun {kommun.code} is not loaded: run `est areas load` first")
         area = shapely_wkb.loads(bytes(geom))
         org_id = ensure_organisation(conn, f"kommun-{kommun.code}", kommun.organisation, "kommun")
-        records = demo_records(kommun, index, area, srid, start, weeks, seed)
-        results[kommun.name] = upsert_incidents(conn, org_id, srid, records)
+        batch = demo_batch(kommun, index, area, srid, start, weeks, seed)
+        # not recorded as an import job: the organisations are created in this same transaction
+        spec = ImportSpec(org_id, "est demo", DEMO_SOURCE, recorded=False)
+        summary = run_import(conn.engine, conn, settings, spec, [whole(batch)])
+        if not summary.stored:
+            first = summary.rejected[0]
+            raise InvalidInput(f"demo row {first.row} rejected: {first.field}: {first.reason}")
+        results[kommun.name] = summary
     for kommun in kommuner:
         grant_area(conn, f"kommun-{kommun.code}", kommun.code, GrantLevel.raw, "est demo")
     for union in unions:

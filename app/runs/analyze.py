@@ -9,58 +9,61 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pyproj import CRS, Transformer
-from pyproj.aoi import AreaOfInterest
-from pyproj.database import query_utm_crs_info
 
+from app.core.errors import InvalidInput
 from app.ingest.mapping import Mapping
 from app.ingest.readers import ReadTotals, read_batches
 from clustering.cluster_polygons import cluster_polygons
 from clustering.dbscan import DBSCAN
 from clustering.gistar import GiStar
 from clustering.kde import KernelDensity
+from geo.crs import LONLAT, metric_crs_for, parse_crs, transform
+
+if TYPE_CHECKING:
+    from pyproj import CRS
 
 Method = Literal["dbscan", "kde", "gistar"]
+METHODS: tuple[Method, ...] = ("dbscan", "kde", "gistar")
 
 
 @dataclass
 class Points:
-    """The usable points of a file in a metric CRS, with their times and categories."""
+    """The usable points of a file in a metric CRS, with their times and categories.
+
+    `tz` is the file's time zone (the mapping's, or the one given, else EST_TIMEZONE): hours,
+    weekdays and weeks computed from these points are its local ones.
+    """
 
     xy: npt.NDArray[np.float64]
     time: npt.NDArray[np.datetime64]
     category: npt.NDArray[np.object_]
     crs: CRS
+    tz: str
     read: int
     skipped: int
-
-
-def utm_crs(lon: float, lat: float) -> CRS:
-    """Return the WGS 84 UTM zone CRS holding a point."""
-    infos = query_utm_crs_info(
-        datum_name="WGS 84",
-        area_of_interest=AreaOfInterest(lon, lat, lon, lat),
-    )
-    return CRS.from_epsg(int(infos[0].code))
 
 
 def read_points(
     path: Path,
     mapping: Mapping,
     *,
+    default_timezone: str,
     crs: str | None = None,
     timezone: str | None = None,
     metric_crs: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Points:
-    """Read a file's points that have a location and a time (within since/until)."""
+    """Read a file's points that have a location and a time (within since/until).
+
+    The time zone is `timezone`, else the mapping's, else `default_timezone` (EST_TIMEZONE).
+    """
     xs, ys, times, cats = [], [], [], []
     source_crs: str | None = None
     totals = ReadTotals()
@@ -82,20 +85,17 @@ def read_points(
         times.append(b.occurred_from[keep])
         cats.append(b.category[keep])
     if source_crs is None or not xs or sum(len(x) for x in xs) == 0:
-        raise ValueError(f"{path} holds no record with a location and a time")
+        raise InvalidInput(f"{path} holds no record with a location and a time")
     x, y = np.concatenate(xs), np.concatenate(ys)
-    source = CRS.from_user_input(source_crs)
-    to_lonlat = Transformer.from_crs(source, 4326, always_xy=True)
-    lon, lat = to_lonlat.transform(float(np.median(x)), float(np.median(y)))
-    target = CRS.from_user_input(metric_crs) if metric_crs else utm_crs(lon, lat)
-    if not target.is_projected:
-        raise ValueError(f"{target.name} is not a projected CRS in metres")
-    mx, my = Transformer.from_crs(source, target, always_xy=True).transform(x, y)
+    source = parse_crs(source_crs)
+    target = metric_crs_for(x, y, source, metric_crs)
+    mx, my = transform(x, y, source, target)
     return Points(
         xy=np.column_stack([mx, my]),
         time=np.concatenate(times),
         category=np.concatenate(cats),
         crs=target,
+        tz=timezone or mapping.time.timezone or default_timezone,
         read=totals.rows_read,
         skipped=skipped,
     )
@@ -121,6 +121,7 @@ def analyze(
             categories=points.category,
             times=points.time,
             crs=points.crs,
+            tz=points.tz,
         )
         if "counts_by_category" in result:
             result["counts_by_category"] = result["counts_by_category"].map(
@@ -133,8 +134,8 @@ def analyze(
         gi = GiStar(cell_size_m=cell_size_m, distance_band_m=distance_band_m).fit(points.xy)
         result = gi.to_cells().set_crs(points.crs, allow_override=True)
     else:
-        raise ValueError(f"unknown method {method!r}: use dbscan, kde or gistar")
-    return result.to_crs(4326)
+        raise InvalidInput(f"unknown method {method!r}: use dbscan, kde or gistar")
+    return result.to_crs(LONLAT)
 
 
 def write_geojson(frame: gpd.GeoDataFrame, path: Path) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, text
 
 from app.access.admin import organisation_id
-from app.ingest.service import ingest_batch, ingest_context, record_results
+from app.ingest.pipeline import ingest_batch, ingest_context, record_results
 from app.settings import Settings
 from tests.access.test_rls import as_caller
 from tests.ingest.test_validate import batch

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import shapely
 
-from app.ingest import readers
 from app.ingest.batch import RowError
 from app.ingest.mapping import Mapping, MappingError, load_mapping, parse_mapping
 from app.ingest.readers import (
     ReadError,
     ReadTotals,
+    csv_bytes,
     parse_polisen_time,
     read_batches,
     read_feature_collection,
@@ -994,7 +994,7 @@ def test_rows_cut_across_blocks_match_pythons_csv_module(
     tmp_path: Path, seed: int, block_bytes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Random values with quotes, delimiters and line breaks, read a few bytes at a time."""
-    monkeypatch.setattr(readers, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(csv_bytes, "BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(seed)
     alphabet = ["a", "b", "å", " ", ";", ",", '"', "\n", "\r\n", "x"]
     out = io.StringIO()

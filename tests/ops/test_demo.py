@@ -18,6 +18,7 @@ from app.ops.demo import (
     load_demo,
     load_demo_plan,
 )
+from app.settings import Settings
 
 TODAY = date(2026, 11, 18)  # a Wednesday in ISO week 47
 
@@ -30,13 +31,13 @@ def test_the_demo_period_is_26_complete_iso_weeks_before_this_week() -> None:
 
 
 def test_demo_loads_five_kommuner_deterministically_and_a_rerun_changes_nothing(
-    system_engine: Engine,
+    system_engine: Engine, settings: Settings
 ) -> None:
     taxonomy = load_taxonomy()
     kommuner, _ = load_demo_plan()
     with system_engine.connect() as conn:
-        first = load_demo(conn, taxonomy, TODAY, seed=1)
-        again = load_demo(conn, taxonomy, TODAY, seed=1)
+        first = load_demo(conn, settings, taxonomy, TODAY, seed=1)
+        again = load_demo(conn, settings, taxonomy, TODAY, seed=1)
         outside = conn.scalar(
             text("""
             SELECT count(*) FROM est.incident i

@@ -10,17 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel
 
-from app.api.deps import EngineDep, SessionDep, SettingsDep, WriterPrincipal
+from app.api.deps import DeploymentDep, EngineDep, SessionDep, SettingsDep, WriterPrincipal
 from app.core.errors import InvalidInput, Rejected
-from app.ingest.imports import (
-    ImportSummary,
-    file_sha256,
-    finish_import,
-    run_import,
-    start_import,
-)
-from app.ingest.mapping import MappingError, load_mapping, preset_names
-from app.ingest.readers import ReadError, read_batches
+from app.ingest.mapping import load_mapping, preset_names
+from app.ingest.pipeline import ImportSpec, ImportSummary, file_sha256, run_import
+from app.ingest.readers import read_batches
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
 SHOWN_REJECTS = 1000
@@ -50,7 +44,7 @@ class ImportAnswer(BaseModel):
 
 def _answer(summary: ImportSummary) -> ImportAnswer:
     return ImportAnswer(
-        import_id=summary.import_id,
+        import_id=summary.import_id or 0,  # a recorded import always has one
         rows=summary.rows,
         created=summary.created,
         updated=summary.updated,
@@ -71,6 +65,7 @@ def import_file(
     session: SessionDep,
     settings: SettingsDep,
     engine: EngineDep,
+    deployment: DeploymentDep,
     file: Annotated[UploadFile, File(description="CSV (, or ;), GeoJSON or GeoPackage; .gz ok")],
     source: Annotated[str | None, Form(max_length=64)] = None,
     mapping: Annotated[str, Form(description="preset: " + ", ".join(preset_names()))] = "est",
@@ -90,35 +85,22 @@ def import_file(
         path = Path(folder) / name
         with path.open("wb") as target:
             shutil.copyfileobj(file.file, target, length=1 << 20)
-        import_id = start_import(
-            engine,
-            principal.organisation_id,
-            principal.subject,
-            effective_source,
-            name,
-            file_sha256(path),
-            chosen.model_dump(mode="json"),
+        spec = ImportSpec(
+            organisation_id=principal.organisation_id,
+            created_by=principal.subject,
+            source=effective_source,
+            filename=name,
+            file_sha256=file_sha256(path),
+            mapping=chosen.model_dump(mode="json"),
+            accept_valid=accept_valid,
         )
-        summary = ImportSummary(import_id=import_id)
-        try:
-            batches = read_batches(
-                path, chosen, source_override=source, timezone_override=timezone, crs_override=crs
-            )
-            run_import(
-                session.connection(),
-                settings,
-                summary,
-                principal.organisation_id,
-                principal.subject,
-                effective_source,
-                batches,
-                accept_valid=accept_valid,
-            )
-        except (MappingError, ReadError) as exc:
-            _failed(engine, summary)
-            raise InvalidInput(str(exc)) from None
+        batches = read_batches(
+            path, chosen, source_override=source, timezone_override=timezone, crs_override=crs
+        )
+        summary = run_import(
+            engine, session.connection(), settings, spec, batches, cache=deployment
+        )
     if not summary.stored:
-        _failed(engine, summary)
         answer: dict[str, Any] = _answer(summary).model_dump()
         first = summary.rejected[0]
         raise Rejected(
@@ -127,8 +109,3 @@ def import_file(
             **answer,
         )
     return _answer(summary)
-
-
-def _failed(engine: EngineDep, summary: ImportSummary) -> None:
-    with engine.begin() as conn:
-        finish_import(conn, summary, "failed")

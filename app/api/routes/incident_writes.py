@@ -6,15 +6,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Request, Response
 from pydantic import BaseModel
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.access.auth import Principal
-from app.api.deps import EngineDep, SessionDep, SettingsDep, WriterPrincipal
+from app.api.deps import DeploymentDep, EngineDep, SessionDep, SettingsDep, WriterPrincipal
 from app.core.errors import InvalidInput, TooLarge
+from app.db.deployment import DeploymentCache
 from app.ingest import idempotency
 from app.ingest.batch import RawBatch
+from app.ingest.pipeline import ImportSpec, run_import, whole
 from app.ingest.readers import read_feature_collection, read_records
-from app.ingest.service import ingest_batch, ingest_context, record_results
 from app.settings import Settings
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
@@ -88,6 +90,7 @@ def post_incidents(
     session: SessionDep,
     settings: SettingsDep,
     engine: EngineDep,
+    deployment: DeploymentDep,
     request: Request,
     response: Response,
     body: Annotated[Any, Body(examples=[POST_EXAMPLE])],
@@ -101,7 +104,7 @@ def post_incidents(
             response.status_code = stored.status_code
             return PostAnswer(**stored.body)
     try:
-        answer, status = _store(principal, session, settings, body)
+        answer, status = _store(principal, session, settings, engine, deployment, body)
         if idempotency_key is not None:
             idempotency.complete(
                 session.connection(), org, idempotency_key, status, answer.model_dump()
@@ -115,25 +118,31 @@ def post_incidents(
 
 
 def _store(
-    principal: Principal, session: Session, settings: Settings, body: Any
+    principal: Principal,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+    deployment: DeploymentCache,
+    body: Any,
 ) -> tuple[PostAnswer, int]:
     batch = _parse_body(body, settings.max_batch_records)
-    conn = session.connection()
-    outcome = ingest_batch(
-        conn,
-        ingest_context(conn, settings),
-        principal.organisation_id,
-        principal.subject,
-        batch,
-        shared_point_warning=settings.shared_point_warning,
+    spec = ImportSpec(
+        organisation_id=principal.organisation_id,
+        created_by=principal.subject,
+        source=None,
+        accept_valid=True,
+        recorded=False,
+        row_statuses=True,
     )
-    stored = outcome.stored
+    summary = run_import(
+        engine, session.connection(), settings, spec, [whole(batch)], cache=deployment
+    )
     answer = PostAnswer(
-        created=stored.created,
-        updated=stored.updated,
-        unchanged=stored.unchanged,
-        rejected=len(outcome.rejected),
-        results=[RecordResult(**r) for r in record_results(outcome)],
-        notes=outcome.notes,
+        created=summary.created,
+        updated=summary.updated,
+        unchanged=summary.unchanged,
+        rejected=len(summary.rejected),
+        results=[RecordResult(**r) for r in summary.results],
+        notes=summary.notes,
     )
-    return answer, 422 if outcome.rejected else 200
+    return answer, 422 if summary.rejected else 200

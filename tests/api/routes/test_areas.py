@@ -7,7 +7,8 @@ from fastapi.testclient import TestClient
 from shapely import affinity
 from sqlalchemy import Engine, text
 
-from app.ingest.areas import create_union_area, load_areas, read_kommun_file
+from app.db.areas import create_union_area, load_areas
+from app.ingest.areas import read_kommun_file
 from tests.conftest import World
 
 

@@ -1,0 +1,49 @@
+"""`est areas`: load kommun and län boundaries, and combine them into unions such as an LPO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.cli.common import console, fail, reported, system_engine
+from app.core import AREAS_FILE
+
+app = typer.Typer(help="Load and combine areas (kommuner, län, LPO unions).", no_args_is_help=True)
+
+
+@app.command("load")
+def load(
+    path: Annotated[
+        Path, typer.Argument(help="GeoPackage with layers 'kommuner' and/or 'lan'.")
+    ] = AREAS_FILE,
+) -> None:
+    """Load kommun and län boundaries (SCB layout); a changed boundary becomes a new version."""
+    from app.db.areas import load_areas
+    from app.ingest.areas import read_kommun_file
+
+    if not path.exists():
+        fail(f"{path} does not exist")
+    with reported():
+        frame = read_kommun_file(path)
+    with system_engine().begin() as conn:
+        result = load_areas(conn, frame)
+    console.print(
+        f"{len(frame)} areas from {path.name}: {result.created} created, "
+        f"{result.updated} updated, {result.unchanged} unchanged"
+    )
+
+
+@app.command("union")
+def union(
+    code: Annotated[str, typer.Argument(help="Code of the new area, e.g. lpo-klippan.")],
+    name: Annotated[str, typer.Option(help="Its name.")],
+    of: Annotated[str, typer.Option(help="Comma-separated area codes, e.g. 1276,1214.")],
+) -> None:
+    """Create (or replace) an area that is the union of other areas, such as an LPO."""
+    from app.db.areas import create_union_area
+
+    with system_engine().begin() as conn, reported():
+        create_union_area(conn, code, name, [c.strip() for c in of.split(",") if c.strip()])
+    console.print(f"area {code} = union of {of}")

@@ -1,0 +1,134 @@
+"""`est import`: a file of incidents into the database, through the one import pipeline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from app.cli.common import cli_actor, console, err, fail, reported, system_engine
+from app.core import preset_names
+
+if TYPE_CHECKING:
+    from app.ingest.pipeline import ImportSummary
+
+
+def import_file(
+    path: Annotated[Path, typer.Argument(help="CSV (, or ;), GeoJSON or GeoPackage; .gz ok.")],
+    org: Annotated[str, typer.Option(help="Code of the reporting organisation.")],
+    source: Annotated[
+        str | None, typer.Option(help="Source name; records are keyed by (source, id).")
+    ] = None,
+    mapping: Annotated[
+        str, typer.Option(help="A mapping file, or a preset: " + ", ".join(preset_names()))
+    ] = "est",
+    crs: Annotated[str | None, typer.Option(help="CRS of the coordinates, e.g. EPSG:3006.")] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="Time zone of times without offset, e.g. Europe/Stockholm.")
+    ] = None,
+    accept_valid: Annotated[
+        bool,
+        typer.Option("--accept-valid", help="Store the valid rows; write the rejects to a CSV."),
+    ] = False,
+    batch_size: Annotated[int, typer.Option(min=1000, help="Rows per batch.")] = 50_000,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="Where to write rejected rows (default: FILE.rejects.csv beside FILE)."),
+    ] = None,
+) -> None:
+    """Import incidents from a file: all or nothing, unless --accept-valid."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from app.access import admin
+    from app.ingest.mapping import load_mapping
+    from app.ingest.pipeline import ImportSpec, file_sha256, run_import, write_rejects
+    from app.ingest.readers import ReadBatch, read_batches
+    from app.settings import get_settings
+
+    if not path.is_file():
+        fail(f"{path} does not exist")
+    rejects = rejects or path.with_name(path.name + ".rejects.csv")
+    folder = rejects.parent.resolve()
+    if not (folder.is_dir() and os.access(folder, os.W_OK)):
+        # Checked before the import, so that its rejects are not lost after the commit.
+        fail(f"cannot write the rejects to {rejects}: choose a writable place with --rejects")
+    db = system_engine()
+    with reported():
+        chosen = load_mapping(mapping)
+        with db.connect() as conn:
+            org_id = admin.organisation_id(conn, org)
+    effective_source = source or chosen.source
+    if not effective_source:
+        fail("give --source (the mapping names none): records are keyed by source and id")
+    spec = ImportSpec(
+        organisation_id=org_id,
+        created_by=cli_actor(),
+        source=effective_source,
+        filename=path.name,
+        file_sha256=file_sha256(path),
+        mapping=chosen.model_dump(mode="json"),
+        accept_valid=accept_valid,
+    )
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]} rows"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(path.name, total=None, rows=0)
+
+        def on_batch(read: ReadBatch, s: ImportSummary) -> None:
+            total = read.bytes_total or read.rows_total
+            done = read.bytes_read if read.bytes_total else read.rows_read
+            progress.update(task, total=total, completed=done, rows=s.rows)
+
+        batches = read_batches(
+            path,
+            chosen,
+            source_override=source,
+            timezone_override=timezone,
+            crs_override=crs,
+            batch_size=batch_size,
+        )
+        with reported(), db.begin() as conn:
+            summary = run_import(db, conn, get_settings(), spec, batches, on_batch=on_batch)
+    _print_summary(summary, path)
+    if summary.rejected:
+        write_rejects(summary.rejected, rejects)
+        err.print(f"{len(summary.rejected)} rejected rows with their reasons: {rejects}")
+    if not summary.stored:
+        first = summary.rejected[0]
+        fail(
+            "nothing was imported because rows were rejected (the first: row "
+            f"{first.row}, {first.field}: {first.reason}); fix them, or use --accept-valid"
+        )
+
+
+def _print_summary(summary: ImportSummary, path: Path) -> None:
+    table = Table(
+        "rows read",
+        "created",
+        "updated",
+        "unchanged",
+        "rejected",
+        "not incidents",
+        title=f"Import {summary.import_id}: {path.name}",
+    )
+    counts = (
+        summary.rows,
+        summary.created,
+        summary.updated,
+        summary.unchanged,
+        len(summary.rejected),
+        sum(summary.not_incident.values()),
+    )
+    table.add_row(*(str(v) for v in counts))
+    console.print(table)
+    for note in summary.notes:
+        console.print(f"- {note}")
