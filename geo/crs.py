@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 from pyproj import CRS, Transformer
 from pyproj.aoi import AreaOfInterest
 from pyproj.database import query_utm_crs_info
@@ -94,6 +95,12 @@ def transform(x: Any, y: Any, source: CrsLike, target: CrsLike) -> tuple[FloatAr
         np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), errcheck=False
     )
     return np.asarray(tx, dtype=np.float64), np.asarray(ty, dtype=np.float64)
+
+
+def transform_geometries(geoms: Any, source: CrsLike, target: CrsLike) -> Any:
+    """Return shapely geometries (one or an array) transformed from source to target."""
+    t = transformer(source, target)
+    return shapely.transform(geoms, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
 
 
 def to_lonlat(x: Any, y: Any, source: CrsLike) -> tuple[FloatArray, FloatArray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -47,3 +48,27 @@ def record(
 
 def _json(value: dict[str, Any] | None) -> str | None:
     return orjson.dumps(value, default=str).decode() if value is not None else None
+
+
+def read_entries(
+    conn: Connection,
+    since: datetime | None,
+    until: datetime | None,
+    actor: str | None,
+    action: str | None,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """Return the audit entries of the session's organisation (est.audit_entries), newest first."""
+    rows = conn.execute(
+        text("SELECT * FROM est.audit_entries(:since, :until, :actor, :action, :lim, :off)"),
+        {
+            "since": since,
+            "until": until,
+            "actor": actor,
+            "action": action,
+            "lim": limit,
+            "off": offset,
+        },
+    )
+    return [dict(r._mapping) for r in rows]

@@ -89,3 +89,31 @@ class RateLimiter:
                     retry_after_s=retry,
                 )
             hits.append(now)
+
+
+class HeadAsGet:
+    """Answer HEAD wherever GET answers: the GET's status and headers, without its body.
+
+    FastAPI registers GET routes for GET only; GDAL's /vsicurl/, QGIS and caching proxies
+    probe a URL with HEAD before they read it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run a HEAD request as a GET and drop the body it sends."""
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        ended = False
+
+        async def headers_only(message: Message) -> None:
+            nonlocal ended
+            if message["type"] != "http.response.body":
+                await send(message)
+            elif not ended and not message.get("more_body", False):
+                ended = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)

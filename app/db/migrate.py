@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from app.db import SCHEMA
 
@@ -24,6 +25,7 @@ def alembic_config(connection: Connection | None = None, srid: int | None = None
     return config
 
 
+@lru_cache(maxsize=1)
 def head_revision() -> str:
     """Return the newest revision of the migrations shipped with this code."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -36,6 +38,14 @@ def current_revision(connection: Connection) -> str | None:
     """Return the revision the database is at, or None for an empty database."""
     context = MigrationContext.configure(connection, opts={"version_table_schema": SCHEMA})
     return context.get_current_revision()
+
+
+def stored_revision(connection: Connection) -> str | None:
+    """The revision in the version table, read with one cheap query (no migration context)."""
+    table = f"{SCHEMA}.alembic_version"
+    if connection.scalar(text("SELECT to_regclass(:t)"), {"t": table}) is None:
+        return None
+    return connection.scalar(text(f"SELECT version_num FROM {table}"))
 
 
 def upgrade(owner_engine: Engine, revision: str = "head", srid: int | None = None) -> None:

@@ -56,3 +56,13 @@ def sync_taxonomy(conn: Connection, taxonomy: Taxonomy) -> int:
     )
     mark_changed(conn)
     return len(taxonomy.categories)
+
+
+def group_categories(conn: Connection, group: str) -> list[str]:
+    """The category codes of a category group (empty when there is no such group)."""
+    return list(
+        conn.scalars(
+            text("SELECT category_code FROM est.category_group_member WHERE group_code = :g"),
+            {"g": group},
+        )
+    )

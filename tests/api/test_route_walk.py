@@ -40,8 +40,9 @@ def _calls(client: TestClient, world: World) -> list[tuple[str, str, dict[str, A
         "incident_id": str(eslov_incident),
         "code": "1285",
         "key_id": "000000000000",
-        "organisation": "kommun-1285",
-        "area": "1285",
+        # the grant the walk itself creates (BODIES), so that no later test loses its grants
+        "organisation": "utan-grant",
+        "area": "0765",
     }
     calls = []
     for path, item in client.app.openapi()["paths"].items():  # type: ignore[attr-defined]
@@ -91,3 +92,19 @@ def test_no_route_gives_a_key_what_it_must_not(
         assert not leaked, (organisation, role, method, url, leaked)
         if role == "viewer" and r.headers.get("content-type") == "application/geo+json":
             assert '"Point"' not in r.text, (method, url)
+
+
+@pytest.mark.parametrize("org,role", [("kommun-1285", "analyst"), ("kommun-1285", "viewer")])
+def test_head_answers_wherever_get_does_with_its_headers_and_no_body(
+    client: TestClient, world: World, org: str, role: str
+) -> None:
+    gets = [(url, kw) for method, url, kw in _calls(client, world) if method == "get"]
+    assert len(gets) >= 8
+    for url, kw in gets:
+        got = client.get(url, params=kw["params"], headers=world.headers(org, role))
+        head = client.head(url, params=kw["params"], headers=world.headers(org, role))
+        assert head.status_code == got.status_code, url
+        assert head.headers.get("content-type") == got.headers.get("content-type"), url
+        if "content-length" in got.headers:
+            assert head.headers["content-length"] == got.headers["content-length"], url
+        assert head.content == b"", url

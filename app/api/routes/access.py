@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from app.access import admin, audit
 from app.access.auth import Principal
 from app.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, request_id
+from app.api.params import ListPageDep
 from app.api.schemas import StrictModel
 from app.core.errors import Forbidden
 from app.core.vocabulary import GrantLevel, Role
@@ -230,23 +231,14 @@ def revoke_key(
 def read_audit(
     principal: AdminPrincipal,
     session: SessionDep,
+    page: ListPageDep,
     since: datetime | None = None,
     until: datetime | None = None,
     actor: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[AuditEntry]:
     """Return audit entries of the caller's organisation, newest first."""
-    rows = session.execute(
-        text("SELECT * FROM est.audit_entries(:since, :until, :actor, :action, :lim, :off)"),
-        {
-            "since": since,
-            "until": until,
-            "actor": actor,
-            "action": action,
-            "lim": limit,
-            "off": offset,
-        },
+    entries = audit.read_entries(
+        session.connection(), since, until, actor, action, page.limit, page.offset
     )
-    return [AuditEntry(**r._mapping) for r in rows]
+    return [AuditEntry(**e) for e in entries]

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
+import shapely
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import func, select
 
 from app.api.deps import SessionDep
+from app.api.params import ListPageDep
 from app.core.errors import NotFound
-from app.db.models import Area
+from app.db.areas import area_properties, area_with_geometry, list_areas
+from app.db.deployment import storage_srid
+from geo.crs import LONLAT, transform_geometries
+from geo.geojson import MEDIA_TYPE, dumps, feature
 
 router = APIRouter(prefix="/api/v1/areas", tags=["areas"])
 
@@ -37,28 +40,20 @@ class AreaPage(BaseModel):
 
 
 @router.get("", summary="List areas")
-def list_areas(
+def list_all(
     session: SessionDep,
     request: Request,
+    page: ListPageDep,
     kind: Annotated[str | None, Query(description="kommun, lan, union or custom")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AreaPage:
     """Return areas ordered by code, optionally of one kind."""
-    query = select(Area.code, Area.name, Area.kind, Area.version)
-    if kind is not None:
-        query = query.where(Area.kind == kind)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.execute(query.order_by(Area.code).limit(limit).offset(offset)).all()
-    next_url = None
-    if offset + limit < total:
-        next_url = str(request.url.include_query_params(offset=offset + limit, limit=limit))
+    rows, total = list_areas(session.connection(), kind, page.limit, page.offset)
     return AreaPage(
-        items=[AreaOut(code=r.code, name=r.name, kind=r.kind, version=r.version) for r in rows],
+        items=[AreaOut(**area_properties(r)) for r in rows],
         total=total,
-        limit=limit,
-        offset=offset,
-        next=next_url,
+        limit=page.limit,
+        offset=page.offset,
+        next=page.next_url(request, total),
     )
 
 
@@ -66,30 +61,16 @@ def list_areas(
     "/{code}",
     summary="One area as a GeoJSON Feature (CRS84)",
     response_class=Response,
-    responses={200: {"content": {"application/geo+json": {}}}},
+    responses={200: {"content": {MEDIA_TYPE: {}}}},
 )
 def get_area(session: SessionDep, code: str) -> Response:
     """Return the area's current version as a GeoJSON Feature in lon/lat (RFC 7946)."""
-    row = session.execute(
-        select(
-            Area.code,
-            Area.name,
-            Area.kind,
-            Area.version,
-            func.ST_AsGeoJSON(func.ST_Transform(Area.geom, 4326), 6).label("geometry"),
-        ).where(Area.code == code)
-    ).one_or_none()
-    if row is None:
+    conn = session.connection()
+    found = area_with_geometry(conn, code)
+    if found is None:
         raise NotFound(f"no area with code {code!r}")
-    feature: dict[str, Any] = {
-        "type": "Feature",
-        "id": row.code,
-        "properties": {
-            "code": row.code,
-            "name": row.name,
-            "kind": row.kind,
-            "version": row.version,
-        },
-        "geometry": orjson.loads(row.geometry),
-    }
-    return Response(orjson.dumps(feature), media_type="application/geo+json")
+    area, wkb = found
+    geometry = transform_geometries(shapely.from_wkb(wkb), storage_srid(conn), LONLAT)
+    return Response(
+        dumps(feature(area.code, geometry, area_properties(area))), media_type=MEDIA_TYPE
+    )

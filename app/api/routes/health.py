@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.api.deps import EngineDep
 from app.core.errors import Unavailable
-from app.db.migrate import current_revision, head_revision
+from app.db.migrate import head_revision, stored_revision
 
 router = APIRouter(tags=["health"])
 
@@ -27,8 +26,7 @@ def readyz(engine: EngineDep) -> dict[str, Any]:
     head = head_revision()
     try:
         with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-            current = current_revision(conn)
+            current = stored_revision(conn)
     except DBAPIError as exc:
         raise Unavailable("the database is not reachable") from exc
     if current != head:

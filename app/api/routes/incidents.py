@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,13 +11,9 @@ from sqlalchemy.orm import Session
 from app.access import audit
 from app.access.auth import Principal
 from app.access.visibility import IncidentFilter, count_visible, visible_incident, visible_incidents
-from app.api.deps import (
-    RawReaderPrincipal,
-    SessionDep,
-    SettingsDep,
-    request_id,
-)
-from app.core.errors import InvalidInput, NotFound
+from app.api.deps import RawReaderPrincipal, SessionDep, request_id
+from app.api.params import BBoxDep, FeaturePageDep, WindowDep
+from app.core.errors import NotFound
 from app.core.spreadsheet import csv_lines
 from geo.geojson import dumps, feature_collection, point_feature
 
@@ -39,34 +34,17 @@ PROPERTIES = (
 )
 
 
-def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    """Parse "minlon,minlat,maxlon,maxlat" (CRS84)."""
-    if value is None:
-        return None
-    try:
-        minx, miny, maxx, maxy = (float(v) for v in value.split(","))
-    except ValueError:
-        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat in degrees") from None
-    if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
-        raise InvalidInput("bbox must have minlon < maxlon and minlat < maxlat, in degrees")
-    return minx, miny, maxx, maxy
-
-
 def incident_filter(
-    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (CRS84)")] = None,
-    since: Annotated[datetime | None, Query(description="occurred at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="occurred before (ISO 8601)")] = None,
+    bbox: BBoxDep,
+    window: WindowDep,
     category: Annotated[
         list[str] | None, Query(description="category codes; a code includes its children")
     ] = None,
     area: Annotated[str | None, Query(description="area code, e.g. 1214")] = None,
 ) -> IncidentFilter:
     """Parse the filter query parameters shared by list and export."""
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidInput(f"{name} needs a time zone, e.g. 2026-05-01T00:00:00+02:00")
     return IncidentFilter(
-        bbox=parse_bbox(bbox), since=since, until=until, categories=category or [], area=area
+        bbox=bbox, since=window.since, until=window.until, categories=category or [], area=area
     )
 
 
@@ -108,23 +86,18 @@ def _feature(row: dict[str, Any]) -> dict[str, Any]:
 def list_incidents(
     principal: RawReaderPrincipal,
     session: SessionDep,
-    settings: SettingsDep,
     request: Request,
     f: FilterDep,
-    limit: Annotated[int, Query(ge=1)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    page: FeaturePageDep,
 ) -> Response:
     """Return a page of raw incidents (logged in the audit trail)."""
-    if limit > settings.max_page_size:
-        raise InvalidInput(f"limit may be at most {settings.max_page_size}")
     conn = session.connection()
     total = count_visible(conn, principal, f)
-    features = [_feature(r) for r in visible_incidents(conn, principal, f, limit, offset)]
+    rows = visible_incidents(conn, principal, f, page.limit, page.offset)
+    features = [_feature(r) for r in rows]
     _audit(session, principal, request, "incident.read", f.as_dict(), len(features))
-    links = []
-    if offset + limit < total:
-        nxt = request.url.include_query_params(offset=offset + limit, limit=limit)
-        links.append({"rel": "next", "href": str(nxt), "type": GEOJSON})
+    nxt = page.next_url(request, total)
+    links = [{"rel": "next", "href": nxt, "type": GEOJSON}] if nxt else []
     body = feature_collection(
         features, numberMatched=total, numberReturned=len(features), links=links
     )

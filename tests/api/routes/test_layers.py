@@ -3,6 +3,7 @@ categories, and never a coordinate of an incident."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -98,3 +99,11 @@ def test_a_category_group_restricts_the_layer(client: TestClient, world: World) 
     tillgrepp = _counts(_grid(client, world, "kommun-1285", "viewer", group="tillgrepp").json())
     assert list(tillgrepp.values()) == [5]
     assert _grid(client, world, "kommun-1285", "viewer", group="nope").status_code == 404
+
+
+def test_coordinates_have_at_most_seven_decimals(client: TestClient, world: World) -> None:
+    body = _grid(client, world, "kommun-1285", "viewer").text
+    area = client.get("/api/v1/areas/1285", headers=world.headers("kommun-1285", "viewer")).text
+    for text in (body, area):
+        decimals = [len(m) for m in re.findall(r"\d\.(\d+)", text)]
+        assert decimals and max(decimals) <= 7

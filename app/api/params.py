@@ -1,0 +1,105 @@
+"""Request parameters every route parses the same way: bbox, time window, paging.
+
+Each is a FastAPI dependency typed with `Annotated`, so a route declares `window: WindowDep`
+and gets a checked value, and a wrong value is a 422 problem naming the parameter.
+"""
+
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from app.api.deps import SettingsDep
+from app.core.errors import InvalidInput
+
+BBox = tuple[float, float, float, float]
+
+
+def parse_bbox(value: str | None) -> BBox | None:
+    """Parse "minlon,minlat,maxlon,maxlat" (CRS84)."""
+    if value is None:
+        return None
+    try:
+        minx, miny, maxx, maxy = (float(v) for v in value.split(","))
+    except ValueError:
+        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat in degrees") from None
+    if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
+        raise InvalidInput("bbox must have minlon < maxlon and minlat < maxlat, in degrees")
+    return minx, miny, maxx, maxy
+
+
+def bbox_param(
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (CRS84)")] = None,
+) -> BBox | None:
+    """The optional bbox of a request."""
+    return parse_bbox(bbox)
+
+
+BBoxDep = Annotated[BBox | None, Depends(bbox_param)]
+
+
+def require_zone(name: str, value: datetime | None) -> None:
+    """Refuse a time without a time zone: its instant would depend on the server."""
+    if value is not None and value.tzinfo is None:
+        raise InvalidInput(f"{name} needs a time zone, e.g. 2026-05-04T00:00:00+02:00")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time window [since, until), either end open; both ends have a zone."""
+
+    since: datetime | None
+    until: datetime | None
+
+
+def window_param(
+    since: Annotated[datetime | None, Query(description="at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="before (ISO 8601)")] = None,
+) -> Window:
+    """An optional time window."""
+    require_zone("since", since)
+    require_zone("until", until)
+    return Window(since, until)
+
+
+WindowDep = Annotated[Window, Depends(window_param)]
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which slice of a list a request asks for; `next_url` links to the slice after it."""
+
+    limit: int
+    offset: int
+
+    def next_url(self, request: Request, total: int) -> str | None:
+        """The URL of the next page, or None on the last one."""
+        if self.offset + self.limit >= total:
+            return None
+        nxt = request.url.include_query_params(offset=self.offset + self.limit, limit=self.limit)
+        return str(nxt)
+
+
+def paging(default: int, maximum: int | None = None) -> Callable[..., Page]:
+    """A paging dependency: `default` items per page, at most `maximum` (else EST_MAX_PAGE_SIZE)."""
+
+    def page_param(
+        settings: SettingsDep,
+        limit: Annotated[int, Query(ge=1, le=maximum, description="items per page")] = default,
+        offset: Annotated[int, Query(ge=0, description="items to skip")] = 0,
+    ) -> Page:
+        cap = maximum if maximum is not None else settings.max_page_size
+        if limit > cap:
+            raise InvalidInput(f"limit may be at most {cap}")
+        return Page(limit, offset)
+
+    return page_param
+
+
+# JSON lists (areas, the audit trail): 100 a page, at most 1000
+ListPageDep = Annotated[Page, Depends(paging(default=100, maximum=1000))]
+# GeoJSON features: 1000 a page, at most EST_MAX_PAGE_SIZE
+FeaturePageDep = Annotated[Page, Depends(paging(default=1000))]
