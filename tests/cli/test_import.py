@@ -196,3 +196,30 @@ def test_rejects_go_where_asked_and_an_unwritable_place_stops_the_import_before_
     assert _count(system_engine, "imp-r") == 38
     assert chosen.read_text(encoding="utf-8-sig").splitlines()[1].startswith("8;category;")
     assert not (tmp_path / "some.csv.rejects.csv").exists()
+
+
+def test_the_import_record_spans_the_import_and_a_failure_says_why(
+    cli_env: dict[str, str], tmp_path: Path, system_engine: Engine, world: object
+) -> None:
+    good = _write(tmp_path / "span.csv", _rows(40_000, "span"))
+    started = time.time()
+    assert runner.invoke(app, ["import", str(good), "--org", "ingest-test", "--source", "imp-t"])
+    took = time.time() - started
+    bad = _write(tmp_path / "why.csv", _rows(100, "why", bad_every=30))
+    runner.invoke(app, ["import", str(bad), "--org", "ingest-test", "--source", "imp-why"])
+    with system_engine.begin() as conn:
+        span = conn.execute(
+            text(
+                "SELECT status, extract(epoch FROM finished_at - started_at) AS seconds, "
+                "heartbeat_at FROM est.import_job WHERE source = 'imp-t'"
+            )
+        ).one()
+        why = conn.execute(
+            text("SELECT status, error, finished_at FROM est.import_job WHERE source = 'imp-why'")
+        ).one()
+        conn.execute(text("DELETE FROM est.incident WHERE source = 'imp-t'"))
+    # wall-clock times, not the transaction's: the record spans most of what the command took
+    assert span.status == "succeeded" and 0.3 * took < float(span.seconds) <= took
+    assert span.heartbeat_at is not None
+    assert why.status == "failed" and why.finished_at is not None
+    assert "row 8, category: unknown category 'nope'" in why.error
