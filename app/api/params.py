@@ -4,7 +4,6 @@ Each is a FastAPI dependency typed with `Annotated`, so a route declares `window
 and gets a checked value, and a wrong value is a 422 problem naming the parameter.
 """
 
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime

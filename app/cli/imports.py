@@ -27,7 +27,10 @@ def import_file(
     ] = "est",
     crs: Annotated[str | None, typer.Option(help="CRS of the coordinates, e.g. EPSG:3006.")] = None,
     timezone: Annotated[
-        str | None, typer.Option(help="Time zone of times without offset, e.g. Europe/Stockholm.")
+        str | None,
+        typer.Option(
+            help="Time zone of times without offset; default: the mapping's, else EST_TIMEZONE."
+        ),
     ] = None,
     accept_valid: Annotated[
         bool,
@@ -48,6 +51,7 @@ def import_file(
     from app.ingest.readers import ReadBatch, read_batches
     from app.settings import get_settings
 
+    settings = get_settings()
     if not path.is_file():
         fail(f"{path} does not exist")
     rejects = rejects or path.with_name(path.name + ".rejects.csv")
@@ -94,6 +98,7 @@ def import_file(
             source_override=source,
             timezone_override=timezone,
             crs_override=crs,
+            default_timezone=settings.timezone,
             batch_size=batch_size,
         )
         with reported(), db.begin() as conn:

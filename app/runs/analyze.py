@@ -68,7 +68,14 @@ def read_points(
     source_crs: str | None = None
     totals = ReadTotals()
     skipped = 0
-    for read in read_batches(path, mapping, crs_override=crs, timezone_override=timezone):
+    batches = read_batches(
+        path,
+        mapping,
+        crs_override=crs,
+        timezone_override=timezone,
+        default_timezone=default_timezone,
+    )
+    for read in batches:
         totals.add(read)
         b = read.batch
         source_crs = b.crs

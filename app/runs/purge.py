@@ -21,6 +21,7 @@ from sqlalchemy import Connection, text
 
 from app.access import audit
 from app.core.spreadsheet import csv_lines
+from app.db.deployment import storage_srid
 
 ARCHIVE_COLUMNS = (
     "id",
@@ -87,8 +88,7 @@ def purge(
     if not rows:
         return PurgeResult(cutoff=cutoff, incidents=0, files=())
     frame = pd.DataFrame(rows, columns=[*ARCHIVE_COLUMNS, "wkb"])
-    srid = int(conn.scalar(text("SELECT srid FROM est.deployment")) or 0)
-    files = _write_archive(frame, srid, archive_dir, now)
+    files = _write_archive(frame, storage_srid(conn), archive_dir, now)
     deleted = conn.execute(
         text("DELETE FROM est.incident WHERE id = ANY(:ids)"), {"ids": frame["id"].tolist()}
     ).rowcount

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.core import MAPPINGS_DIR
 from app.settings import Settings, get_settings
 
 runner = CliRunner()
@@ -223,3 +225,31 @@ def test_the_import_record_spans_the_import_and_a_failure_says_why(
     assert span.heartbeat_at is not None
     assert why.status == "failed" and why.finished_at is not None
     assert "row 8, category: unknown category 'nope'" in why.error
+
+
+def test_times_without_an_offset_are_read_in_est_timezone(
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    system_engine: Engine,
+    world: object,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EST_TIMEZONE", "America/Chicago")
+    get_settings.cache_clear()
+    path = tmp_path / "naive.csv"
+    path.write_text(
+        f"{HEADER}\nn1;skadegorelse.klotter;2026-10-04T23:30:00;;14.1375;56.551;address;x\n",
+        encoding="utf-8",
+    )
+    # the est format without its own zone (the shipped preset says Europe/Stockholm)
+    est = (MAPPINGS_DIR / "est.yaml").read_text(encoding="utf-8")
+    mapping = tmp_path / "est-no-zone.yaml"
+    mapping.write_text(est.replace("  timezone: Europe/Stockholm\n", ""), encoding="utf-8")
+    assert "timezone" not in mapping.read_text(encoding="utf-8")
+    args = ["import", str(path), "--org", "ingest-test", "--source", "imp-n", "--mapping"]
+    result = runner.invoke(app, [*args, str(mapping)])
+    assert result.exit_code == 0, result.output
+    with system_engine.begin() as conn:
+        stored = conn.scalar(text("SELECT occurred_from FROM est.incident WHERE source = 'imp-n'"))
+        conn.execute(text("DELETE FROM est.incident WHERE source = 'imp-n'"))
+    assert stored == datetime(2026, 10, 5, 4, 30, tzinfo=UTC)  # 23:30 CDT is 04:30 UTC

@@ -95,7 +95,12 @@ def import_file(
             accept_valid=accept_valid,
         )
         batches = read_batches(
-            path, chosen, source_override=source, timezone_override=timezone, crs_override=crs
+            path,
+            chosen,
+            source_override=source,
+            timezone_override=timezone,
+            crs_override=crs,
+            default_timezone=settings.timezone,
         )
         summary = run_import(
             engine, session.connection(), settings, spec, batches, cache=deployment

@@ -65,10 +65,15 @@ def read_batches(
     source_override: str | None = None,
     timezone_override: str | None = None,
     crs_override: str | None = None,
+    default_timezone: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     taxonomy: Taxonomy | None = None,
 ) -> Iterator[ReadBatch]:
-    """Read a file batch by batch (at most batch_size rows each) with bounded memory."""
+    """Read a file batch by batch (at most batch_size rows each) with bounded memory.
+
+    Times without an offset are read in `timezone_override`, else the mapping's zone, else
+    `default_timezone` (the deployment's EST_TIMEZONE); with none of them they are rejected.
+    """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     path = Path(path)
@@ -80,6 +85,7 @@ def read_batches(
         crs=None if crs_override is None else crs_name(crs_override),
         taxonomy=taxonomy or shipped_taxonomy(),
         no_zone=NO_ZONE_FILE,
+        default_timezone=None if default_timezone is None else zone_name(default_timezone),
     )
     fmt = mapping.format_for(path)
     check_options(mapping, fmt)

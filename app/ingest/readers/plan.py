@@ -114,6 +114,7 @@ class Options:
     crs: str | None
     taxonomy: Taxonomy
     no_zone: str
+    default_timezone: str | None = None  # when neither the caller nor the mapping names one
 
 
 @functools.cache
@@ -204,7 +205,7 @@ def plan_for(
         mapping=mapping,
         location=location,
         crs=crs,
-        timezone=opts.timezone or mapping.time.timezone,
+        timezone=opts.timezone or mapping.time.timezone or opts.default_timezone,
         categories=_categories(mapping, opts.taxonomy),
         polisen=mapping.category.map == POLISEN,
         no_zone=opts.no_zone,
