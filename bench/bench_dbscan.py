@@ -70,7 +70,7 @@ def run_worker(args: argparse.Namespace) -> None:
         from clustering.dbscan import DBSCAN
 
         def fit(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            model = DBSCAN(args.eps_m, args.min_samples).fit(xy)
+            model = DBSCAN(eps_m=args.eps_m, min_samples=args.min_samples).fit(xy)
             return model.labels_, model.core_mask_
     else:
         from sklearn import cluster as sklearn_cluster

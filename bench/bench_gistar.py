@@ -4,11 +4,12 @@ The points are clustering.synthetic.benchmark_points(n) kept inside the 60 × 60
 binned to 100 m cells they fill exactly a 600 × 600 grid (360,000 study cells, the points'
 window); the distance band is 300 m (29 neighbours per cell, self included). Every
 implementation runs in its own process so that its peak RSS (the process's own ru_maxrss) is its
-own; the points are generated once and read from disk by both. Ours is GiStar(100, 300,
-fdr=True).fit(points): binning, z, p, Benjamini–Hochberg and bins, timed warm (best of
---repeat). The peer gets the same cell counts (binned untimed) and we time, separately,
-libpysal.weights.DistanceBand(centres, threshold=300, binary=True) and esda.G_Local(counts, w,
-transform="B", star=True, permutations=0). The z column compares our z with esda's Zs. Usage:
+own; the points are generated once and read from disk by both. Ours is
+GiStar(cell_size_m=100, distance_band_m=300, fdr=True).fit(points): binning, z, p,
+Benjamini–Hochberg and bins, timed warm (best of --repeat). The peer gets the same cell counts
+(binned untimed) and we time, separately, libpysal.weights.DistanceBand(centres, threshold=300,
+binary=True) and esda.G_Local(counts, w, transform="B", star=True, permutations=0). The z column
+compares our z with esda's Zs. Usage:
 
     .venv/bin/python bench/bench_gistar.py [--sizes 1000000] [--repeat 3]
 """
@@ -107,11 +108,12 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
     from clustering.gistar import GiStar
 
     xy = np.load(args.points)
-    GiStar(CELL_M, BAND_M).fit(xy[:10_000])  # warm the imports and caches, untimed
+    # Warm the imports and caches, untimed.
+    GiStar(cell_size_m=CELL_M, distance_band_m=BAND_M).fit(xy[:10_000])
     best = np.inf
     for _ in range(args.repeat):
         start = time.perf_counter()
-        gi = GiStar(CELL_M, BAND_M, fdr=True).fit(xy)
+        gi = GiStar(cell_size_m=CELL_M, distance_band_m=BAND_M, fdr=True).fit(xy)
         best = min(best, time.perf_counter() - start)
     assert gi.window_.shape == (600, 600), gi.window_
     np.save(args.out, gi.z_.ravel())

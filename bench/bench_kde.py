@@ -56,7 +56,8 @@ def main() -> None:
               f"is its measured time × {len(centres) / len(peer_rows):.0f}, scaled to all "
               f"{len(centres):,}; 'compared': those centres above 1% of the maximum")  # fmt: skip
 
-    KernelDensity(CELL_M, BANDWIDTH_M).fit(benchmark_points(1000))  # compile once, untimed
+    # Compile once, untimed.
+    KernelDensity(cell_size_m=CELL_M, bandwidth_m=BANDWIDTH_M).fit(benchmark_points(1000))
     header = (
         f"{'points':>10} {'ours median s':>14} {'ours min s':>11} {'sklearn measured s':>19} "
         f"{'sklearn all s':>14} {'ratio':>8} {'max rel err':>12} {'compared':>9}"
@@ -92,7 +93,7 @@ def time_ours(xy: np.ndarray, repeat: int) -> tuple[list[float], np.ndarray]:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        kde = KernelDensity(CELL_M, BANDWIDTH_M).fit(xy)
+        kde = KernelDensity(cell_size_m=CELL_M, bandwidth_m=BANDWIDTH_M).fit(xy)
         times.append(time.perf_counter() - start)
     w = kde.window_
     r0, c0 = -w.iy0, -w.ix0

@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
-from clustering.evaluation import Backtest, week_label
-from clustering.report import backtest_chart, results_table_csv
+from app.reports.charts import backtest_chart, results_table_csv
+from clustering.evaluation import Backtest
+from clustering.weeks import week_label
 
 CHICAGO_TZ = "America/Chicago"
 UTM_16N = 26916

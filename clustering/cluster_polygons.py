@@ -11,6 +11,7 @@ import numpy.typing as npt
 import pandas as pd  # geopandas' own table library; used here for time zones
 import shapely
 
+from clustering.weeks import DEFAULT_TZ
 from geo.points import as_xy
 
 IntArray = npt.NDArray[np.int64]
@@ -29,7 +30,7 @@ def cluster_polygons(
     times: Any = None,
     buffer_fraction: float = 0.25,
     concave_ratio: float = 0.3,
-    tz: str = "Europe/Stockholm",
+    tz: str = DEFAULT_TZ,
     crs: Any = None,
 ) -> gpd.GeoDataFrame:
     """Return one row per cluster (label >= 0, ordered by label): polygon, counts and times.

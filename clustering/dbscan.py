@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from clustering.params import Estimator
 from geo.points import as_weights, as_xy, unique_points
 
 IntArray = npt.NDArray[np.int64]
@@ -46,7 +47,7 @@ _REACH_CELLS = 2
 _COLUMNS = (0, -1, 1, -2, 2)
 
 
-class DBSCAN:
+class DBSCAN(Estimator):
     """Density-based clusters of points in metres, with scikit-learn's DBSCAN semantics.
 
     A point is core when the summed weight of the points within eps_m of it (itself included,
@@ -61,7 +62,9 @@ class DBSCAN:
     core_mask_: BoolArray
     n_clusters_: int
 
-    def __init__(self, eps_m: float, min_samples: int, algorithm: Literal["grid"] = "grid") -> None:
+    def __init__(
+        self, *, eps_m: float, min_samples: int, algorithm: Literal["grid"] = "grid"
+    ) -> None:
         self.eps_m = eps_m
         self.min_samples = min_samples
         self.algorithm = algorithm
@@ -99,7 +102,7 @@ class DBSCAN:
         return eps_m, int(self.min_samples)
 
 
-class HDBSCAN:
+class HDBSCAN(Estimator):
     """Hierarchical density clusters from scikit-learn's HDBSCAN, run on the distinct locations.
 
     Identical coordinates are collapsed before clustering and the labels copied back to every
@@ -115,7 +118,7 @@ class HDBSCAN:
     probabilities_: FloatArray
     n_clusters_: int
 
-    def __init__(self, min_cluster_size: int, min_samples: int | None = None) -> None:
+    def __init__(self, *, min_cluster_size: int, min_samples: int | None = None) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
 

@@ -43,6 +43,8 @@ from scipy.special import ndtr
 
 from clustering.fdr import benjamini_hochberg
 from clustering.gistar import TooFewIncidents, confidence_bins, disc_footprint
+from clustering.params import Estimator
+from clustering.weeks import DEFAULT_TZ, week_numbers, week_starts
 from geo.grid import GridWindow, cell_polygons
 from geo.points import as_weights, as_xy
 
@@ -65,9 +67,6 @@ COLD_PATTERNS: tuple[str, ...] = tuple(name.replace("_hot", "_cold") for name in
 NO_PATTERN = "no_pattern"
 PATTERNS: tuple[str, ...] = (*HOT_PATTERNS, *COLD_PATTERNS, NO_PATTERN)
 
-_SECONDS_PER_DAY = 86_400
-# 1970-01-01 was a Thursday: day 4 of the epoch is the first Monday, the origin of week numbers.
-_FIRST_MONDAY_DAY = 4
 # z-scores that differ only by float round-off are ties for the trend test, not a rise or a fall.
 _Z_DECIMALS = 9
 
@@ -235,7 +234,7 @@ def _at_least_90_percent(count: IntArray, steps: int) -> BoolArray:
     return np.asarray(10 * count >= 9 * steps)
 
 
-class EmergingHotspots:
+class EmergingHotspots(Estimator):
     """ArcGIS-style emerging hot spot analysis on the stable grid over ISO weeks (estimator).
 
     Parameters: cell_size_m and distance_band_m (binary disc of cell centres, self included, as in
@@ -270,6 +269,7 @@ class EmergingHotspots:
 
     def __init__(
         self,
+        *,
         cell_size_m: float,
         distance_band_m: float,
         neighbourhood_time_step: int = 1,
@@ -277,7 +277,7 @@ class EmergingHotspots:
         fdr: bool = True,
         alpha: float = 0.05,
         min_incidents: int = 30,
-        tz: str = "Europe/Stockholm",
+        tz: str = DEFAULT_TZ,
     ) -> None:
         self.cell_size_m = cell_size_m
         self.distance_band_m = distance_band_m
@@ -297,7 +297,7 @@ class EmergingHotspots:
         end: Any = None,
     ) -> EmergingHotspots:
         """Build the weekly space-time cube, test every bin, trend-test and classify every cell."""
-        self._check_parameters()
+        self._check_params()
         c = float(self.cell_size_m)
         steps = int(self.window_steps)
         xy = as_xy(points)
@@ -307,8 +307,8 @@ class EmergingHotspots:
             raise ValueError(f"times must have one entry per point: {len(utc)} for {len(xy)}")
         if len(xy) == 0:
             raise TooFewIncidents(self.min_incidents, 0)
-        end_week = int(_week_numbers(_as_utc([utc.max() if end is None else end]), self.tz)[0])
-        step = _week_numbers(utc, self.tz) - (end_week - steps)
+        end_week = int(week_numbers(_as_utc([utc.max() if end is None else end]), self.tz)[0])
+        step = week_numbers(utc, self.tz) - (end_week - steps)
         keep = (step >= 0) & (step < steps)
         xy, w, step = xy[keep], w[keep], step[keep]
         if area is None and len(xy) == 0:
@@ -338,7 +338,7 @@ class EmergingHotspots:
 
         self.window_ = window
         self.cell_mask_ = mask
-        self.weeks_ = _week_starts(np.arange(end_week - steps, end_week), self.tz)
+        self.weeks_ = week_starts(np.arange(end_week - steps, end_week), self.tz)
         self.counts_ = np.where(mask, counts, np.nan)
         self.z_ = z
         self.p_ = p
@@ -374,7 +374,7 @@ class EmergingHotspots:
             crs=self.crs_,
         )
 
-    def _check_parameters(self) -> None:
+    def _check_params(self) -> None:
         """Raise ValueError on parameters no analysis can use."""
         c, band = float(self.cell_size_m), float(self.distance_band_m)
         if not (math.isfinite(c) and c > 0):
@@ -402,24 +402,6 @@ def _as_utc(times: Any) -> pd.DatetimeIndex:
     if index.hasnans:
         raise ValueError("times contain missing values (NaT)")
     return index
-
-
-def _week_numbers(utc: pd.DatetimeIndex, tz: str) -> IntArray:
-    """Return the local Monday-to-Monday week of each time, counted from Monday 1970-01-05."""
-    wall = utc.tz_convert(tz).tz_localize(None)
-    days = wall.as_unit("s").asi8 // _SECONDS_PER_DAY
-    return np.asarray((days - _FIRST_MONDAY_DAY) // 7, dtype=np.int64)
-
-
-def _week_starts(weeks: IntArray, tz: str) -> pd.DatetimeIndex:
-    """Return the local Monday 00:00 that starts each numbered week, timezone-aware."""
-    days = _FIRST_MONDAY_DAY + 7 * np.asarray(weeks, dtype=np.int64)
-    naive = pd.DatetimeIndex(pd.to_datetime(days, unit="D"))
-    # In zones that change clocks at midnight a Monday 00:00 may not exist or occur twice; the
-    # week then starts at the first instant of that Monday.
-    return naive.tz_localize(
-        tz, nonexistent="shift_forward", ambiguous=np.ones(len(naive), dtype=bool)
-    )
 
 
 def _study_cells(

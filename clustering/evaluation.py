@@ -17,8 +17,9 @@ scores (and NaN, ranked last) are broken by the stable cell key, iy ascending, t
 The rolling backtest (`Backtest`) follows one fixed protocol:
 
 1. Weeks are Monday-based calendar weeks in local time (`tz`, Europe/Stockholm by default; the
-   same weeks as ISO 8601 week numbers). Only whole weeks count: those from the first Monday on
-   or after the first incident's local date to the last Sunday on or before the last one's.
+   same weeks as ISO 8601 week numbers; see clustering.weeks). Only whole weeks count: those
+   from the first Monday on or after the first incident's local date to the last Sunday on or
+   before the last one's.
 2. Test weeks are every `step_weeks`-th whole week that has `train_weeks` whole weeks before it
    and `test_weeks` whole weeks from it on. Each method is trained on the incidents of the
    `train_weeks` weeks before the test week and forecasts the `test_weeks` weeks from it.
@@ -50,7 +51,7 @@ Call sequence for `est evaluate` (and bench/evaluate_chicago.py):
     print(backtest.summary_)                          # method × hit_rate, pai, pei_star, ...
     results_table_csv(backtest.summary_, out / "summary.csv")
     results_table_csv(backtest.results_, out / "weeks.csv")
-    backtest_chart(backtest.results_, out / "pai.png")  # both from clustering.report
+    backtest_chart(backtest.results_, out / "pai.png")  # both from app.reports.charts
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ from clustering.cluster_polygons import cluster_polygons
 from clustering.dbscan import DBSCAN
 from clustering.gistar import GiStar, TooFewIncidents
 from clustering.kde import KernelDensity
+from clustering.params import Estimator
 from clustering.prospective import ProspectiveHotspots, raster_at
+from clustering.weeks import DEFAULT_TZ, local_days, week_label, week_start
 from geo.grid import GridWindow, cell_index, cells_in_area
 from geo.points import as_xy
 
@@ -79,8 +82,6 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 METHODS: tuple[str, ...] = ("naive", "kde", "gistar", "dbscan", "prospective", "random")
-# Week 0 starts on Monday 5 January 1970; week numbers count Mondays from there.
-_EPOCH_MONDAY = np.datetime64("1970-01-05", "D")
 # Guards floor(coverage × cells) against products like 0.29 × 100 = 28.999999999999996.
 _COUNT_GUARD = 1e-9
 SUMMARY_COLUMNS = ("hit_rate", "pai", "pei_star", "coverage", "weeks_evaluated")
@@ -164,35 +165,6 @@ def flag_top_cells(
     return flagged.reshape(s.shape)
 
 
-def week_numbers(times: Any, tz: str = "Europe/Stockholm") -> IntArray:
-    """Return each time's Monday-based local week number (week 0 starts Monday 1970-01-05).
-
-    Timezone-aware times are converted to tz; naive ones are taken as UTC.
-    """
-    return _local_days(times, tz) // 7
-
-
-def week_start(week: int) -> pd.Timestamp:
-    """Return the local date (a naive Timestamp) of the Monday that starts week number `week`."""
-    return pd.Timestamp(_EPOCH_MONDAY + np.timedelta64(7 * int(week), "D"))
-
-
-def week_label(week: int) -> str:
-    """Return the ISO 8601 label of a week number, e.g. '2017-W14'."""
-    year, number, _ = week_start(week).isocalendar()
-    return f"{year}-W{number:02d}"
-
-
-def _local_days(times: Any, tz: str) -> IntArray:
-    """Return each time's local calendar day as days since Monday 1970-01-05."""
-    stamps = pd.DatetimeIndex(pd.to_datetime(times, utc=True))
-    if stamps.hasnans:
-        raise ValueError("times contain missing values")
-    local = stamps.tz_convert(tz).tz_localize(None)
-    days = local.to_numpy().astype("datetime64[D]") - _EPOCH_MONDAY
-    return days.astype(np.int64)
-
-
 # ---------------------------------------------------------------------------------------------
 # Study cells and one test week
 
@@ -266,13 +238,13 @@ class NotEvaluable(Exception):
 # The backtest
 
 
-class Backtest:
+class Backtest(Estimator):
     """Rolling weekly backtest of hotspot methods on incidents (see the module docstring).
 
     Parameters: train_weeks, test_weeks and step_weeks (whole weeks); coverage, the share of the
     study cells flagged; cell_size_m, the grid of every method; tz, whose Mondays start the
     weeks; methods, some of METHODS; then each method's own: kde_bandwidth_m and kde_kernel,
-    gistar_band_m and gistar_min_incidents, dbscan_eps_m and dbscan_min_samples (None:
+    gistar_distance_band_m and gistar_min_incidents, dbscan_eps_m and dbscan_min_samples (None:
     `default_min_samples`), prospective_bandwidth_m and prospective_weeks; seed, for random.
 
     Learned by `fit`: results_ (one row per method and test week, columns RESULT_COLUMNS),
@@ -287,17 +259,17 @@ class Backtest:
 
     def __init__(
         self,
+        *,
         train_weeks: int = 12,
         test_weeks: int = 1,
         coverage: float = 0.05,
         cell_size_m: float = 150.0,
-        *,
         step_weeks: int = 1,
-        tz: str = "Europe/Stockholm",
+        tz: str = DEFAULT_TZ,
         methods: Sequence[str] = METHODS,
         kde_bandwidth_m: float = 400.0,
         kde_kernel: Literal["gaussian", "quartic"] = "quartic",
-        gistar_band_m: float = 400.0,
+        gistar_distance_band_m: float = 400.0,
         gistar_min_incidents: int = 30,
         dbscan_eps_m: float = 150.0,
         dbscan_min_samples: int | None = None,
@@ -314,7 +286,7 @@ class Backtest:
         self.methods = methods
         self.kde_bandwidth_m = kde_bandwidth_m
         self.kde_kernel = kde_kernel
-        self.gistar_band_m = gistar_band_m
+        self.gistar_distance_band_m = gistar_distance_band_m
         self.gistar_min_incidents = gistar_min_incidents
         self.dbscan_eps_m = dbscan_eps_m
         self.dbscan_min_samples = dbscan_min_samples
@@ -326,7 +298,7 @@ class Backtest:
         """Run the backtest on points (metres) with their times; return self."""
         self._check_params()
         xy = as_xy(points)
-        days = _local_days(times, self.tz)
+        days = local_days(times, self.tz)
         if days.shape != (len(xy),):
             raise ValueError(f"times must have {len(xy)} values, got {days.size}")
         if len(xy) == 0:
@@ -506,7 +478,7 @@ def kde_scores(bt: Backtest, train: TrainingData, study: StudyCells) -> FloatArr
     if len(train.xy) == 0:
         raise NotEvaluable("no training incidents")
     model = KernelDensity(
-        bt.cell_size_m,
+        cell_size_m=bt.cell_size_m,
         bandwidth_m=bt.kde_bandwidth_m,
         kernel=bt.kde_kernel,
     ).fit(train.xy, area=study.area)
@@ -516,9 +488,11 @@ def kde_scores(bt: Backtest, train: TrainingData, study: StudyCells) -> FloatArr
 def gistar_scores(bt: Backtest, train: TrainingData, study: StudyCells) -> FloatArray:
     """Gi* z-scores of the training counts (cells it did not test rank last)."""
     try:
-        model = GiStar(bt.cell_size_m, bt.gistar_band_m, min_incidents=bt.gistar_min_incidents).fit(
-            train.xy, area=study.area
-        )
+        model = GiStar(
+            cell_size_m=bt.cell_size_m,
+            distance_band_m=bt.gistar_distance_band_m,
+            min_incidents=bt.gistar_min_incidents,
+        ).fit(train.xy, area=study.area)
     except TooFewIncidents as error:
         raise NotEvaluable(str(error)) from error
     return raster_at(model.z_, model.window_, study.ix, study.iy, fill=-np.inf)
@@ -526,7 +500,11 @@ def gistar_scores(bt: Backtest, train: TrainingData, study: StudyCells) -> Float
 
 def prospective_scores(bt: Backtest, train: TrainingData, study: StudyCells) -> FloatArray:
     """Prospective risk for the test week from the last prospective_weeks of training."""
-    model = ProspectiveHotspots(bt.cell_size_m, bt.prospective_bandwidth_m, bt.prospective_weeks)
+    model = ProspectiveHotspots(
+        cell_size_m=bt.cell_size_m,
+        bandwidth_m=bt.prospective_bandwidth_m,
+        weeks=bt.prospective_weeks,
+    )
     return model.fit(train.xy, train.week, train.forecast_week).risk_at(study.ix, study.iy)
 
 
@@ -540,7 +518,8 @@ def dbscan_hotspots(bt: Backtest, train: TrainingData, study: StudyCells) -> gpd
     """DBSCAN clusters of the training incidents as hotspot polygons."""
     eps_m = float(bt.dbscan_eps_m)
     min_samples = bt.dbscan_min_samples or default_min_samples(len(train.xy), eps_m, study.area_m2)
-    labels = DBSCAN(eps_m, min_samples).fit(train.xy).labels_ if len(train.xy) else None
+    model = DBSCAN(eps_m=eps_m, min_samples=min_samples)
+    labels = model.fit(train.xy).labels_ if len(train.xy) else None
     if labels is None or labels.max(initial=-1) < 0:
         raise NotEvaluable(f"no clusters (min_samples {min_samples})")
     return cluster_polygons(train.xy, labels, eps_m=eps_m)

@@ -27,6 +27,7 @@ import shapely
 from scipy.special import ndtr
 
 from clustering.fdr import benjamini_hochberg
+from clustering.params import Estimator
 from geo.grid import GridWindow, cell_polygons
 from geo.points import as_weights, as_xy
 
@@ -61,7 +62,7 @@ def confidence_bins(z: Any, p: Any) -> npt.NDArray[np.int8]:
     return (level * np.sign(np.nan_to_num(z))).astype(np.int8)
 
 
-class GiStar:
+class GiStar(Estimator):
     """Getis-Ord Gi* hotspot test on the stable grid (scikit-learn style estimator).
 
     Parameters: cell_size_m and distance_band_m (binary disc weights between cell centres,
@@ -93,6 +94,7 @@ class GiStar:
 
     def __init__(
         self,
+        *,
         cell_size_m: float,
         distance_band_m: float,
         fdr: bool = True,

@@ -71,6 +71,7 @@ import scipy.fft
 import shapely
 
 from clustering.isopleths import density_isopleths
+from clustering.params import Estimator
 from geo.grid import GridWindow, cell_polygons
 from geo.points import as_weights, as_xy
 
@@ -127,7 +128,7 @@ def _weighted_median(values: FloatArray, weights: FloatArray) -> float:
     return float(v[i])
 
 
-class KernelDensity:
+class KernelDensity(Estimator):
     """Kernel density of incidents on the stable grid, in incidents per km² at cell centres.
 
     Parameters: cell_size_m, the grid; bandwidth_m, the Gaussian's standard deviation or the
@@ -142,6 +143,7 @@ class KernelDensity:
 
     def __init__(
         self,
+        *,
         cell_size_m: float,
         bandwidth_m: float | None = None,
         kernel: Kernel = "gaussian",

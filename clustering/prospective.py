@@ -13,7 +13,7 @@ forecast week itself or later.
 Because the weight is a product of a space part and a time part, the sum is one convolution: the
 incidents are binned with weight 1 / (1 + t), and the binned raster is convolved with the fixed
 footprint 1 / (1 + d) (scipy.ndimage, direct, so integer-weighted sums are exact up to rounding).
-Weeks are plain integers (consecutive week numbers); `clustering.evaluation.week_numbers` turns
+Weeks are plain integers (consecutive week numbers); `clustering.weeks.week_numbers` turns
 timestamps into Monday-based local weeks.
 """
 
@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.ndimage
 
+from clustering.params import Estimator
 from geo.grid import GridWindow
 from geo.points import as_xy
 
@@ -47,7 +48,7 @@ def prospective_footprint(cell_size_m: float, bandwidth_m: float) -> FloatArray:
     return np.where(inside, 1.0 / (1.0 + chebyshev), 0.0)
 
 
-class ProspectiveHotspots:
+class ProspectiveHotspots(Estimator):
     """Prospective hotspot risk on the stable grid for the week after the data.
 
     Parameters: cell_size_m, the grid; bandwidth_m, how far an incident raises the risk (between
@@ -62,7 +63,9 @@ class ProspectiveHotspots:
     forecast_week_: int
     n_incidents_: int
 
-    def __init__(self, cell_size_m: float = 150.0, bandwidth_m: float = 400.0, weeks: int = 8):
+    def __init__(
+        self, *, cell_size_m: float = 150.0, bandwidth_m: float = 400.0, weeks: int = 8
+    ) -> None:
         self.cell_size_m = cell_size_m
         self.bandwidth_m = bandwidth_m
         self.weeks = weeks

@@ -17,6 +17,7 @@ FORBIDDEN = {
     "alembic",
     "psycopg",
     "pydantic_settings",
+    "matplotlib",  # drawing belongs to app/reports
 }
 
 

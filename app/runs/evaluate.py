@@ -46,8 +46,8 @@ def evaluate(
     title: str = "",
 ) -> Evaluation:
     """Backtest the methods on the points and write the tables and the chart into `out`."""
+    from app.reports.charts import backtest_chart, results_table_csv
     from clustering.evaluation import Backtest
-    from clustering.report import backtest_chart, results_table_csv
 
     polygon = read_area(area, points) if area is not None else None
     # prospective hotspotting looks 8 weeks back, but never past the training window

@@ -32,7 +32,7 @@ def assert_matches_sklearn(
     xy: FloatArray, eps_m: float, min_samples: int, weights: FloatArray | None = None
 ) -> DBSCAN:
     """Fit ours and scikit-learn's; assert identical core points, clusters and labels."""
-    ours = DBSCAN(eps_m, min_samples).fit(xy, weights)
+    ours = DBSCAN(eps_m=eps_m, min_samples=min_samples).fit(xy, weights)
     labels, core = sklearn_dbscan(xy, eps_m, min_samples, weights)
     np.testing.assert_array_equal(ours.core_mask_, core)
     np.testing.assert_array_equal(ours.core_sample_indices_, np.flatnonzero(core))
@@ -87,8 +87,8 @@ def test_repeated_points_count_as_their_weight() -> None:
     rng = np.random.default_rng(7)
     distinct = np.round(rng.uniform(0, 1000, (400, 2)))
     repeats = rng.integers(1, 5, len(distinct))
-    repeated = DBSCAN(60, 6).fit(np.repeat(distinct, repeats, axis=0))
-    weighted = DBSCAN(60, 6).fit(distinct, weights=repeats)
+    repeated = DBSCAN(eps_m=60, min_samples=6).fit(np.repeat(distinct, repeats, axis=0))
+    weighted = DBSCAN(eps_m=60, min_samples=6).fit(distinct, weights=repeats)
     np.testing.assert_array_equal(np.repeat(weighted.core_mask_, repeats), repeated.core_mask_)
     assert adjusted_rand_score(np.repeat(weighted.labels_, repeats), repeated.labels_) == 1.0
 
@@ -126,7 +126,7 @@ def test_dbscan_of_one_dense_blob_is_one_giant_cluster() -> None:
 
 
 def test_dbscan_of_no_points_finds_no_clusters() -> None:
-    ours = DBSCAN(100, 5).fit(np.zeros((0, 2)))
+    ours = DBSCAN(eps_m=100, min_samples=5).fit(np.zeros((0, 2)))
     assert ours.labels_.shape == (0,) and ours.labels_.dtype == np.int64
     assert ours.core_mask_.shape == (0,) and ours.core_sample_indices_.shape == (0,)
     assert ours.n_clusters_ == 0
@@ -147,12 +147,15 @@ def test_dbscan_is_exact_with_large_coordinates_and_a_small_eps() -> None:
 def test_dbscan_accepts_a_geodataframe_of_points() -> None:
     xy = blobs_and_noise(5, 1000)
     frame = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=3006)
-    np.testing.assert_array_equal(DBSCAN(100, 5).fit(frame).labels_, DBSCAN(100, 5).fit(xy).labels_)
+    np.testing.assert_array_equal(
+        DBSCAN(eps_m=100, min_samples=5).fit(frame).labels_,
+        DBSCAN(eps_m=100, min_samples=5).fit(xy).labels_,
+    )
 
 
 def test_fit_predict_returns_the_labels() -> None:
     xy = blobs_and_noise(6, 1000)
-    model = DBSCAN(100, 5)
+    model = DBSCAN(eps_m=100, min_samples=5)
     np.testing.assert_array_equal(model.fit_predict(xy), model.labels_)
 
 
@@ -192,7 +195,7 @@ def test_dbscan_matches_scikit_learn_on_any_small_input(
     weights = np.array([w for _, _, w in cells], dtype=np.float64) if weighted else None
     if weights is not None and not weights.any():
         # scikit-learn refuses all-zero weights; nothing has any weight to be core.
-        assert (DBSCAN(eps_m, min_samples).fit(xy, weights).labels_ == -1).all()
+        assert (DBSCAN(eps_m=eps_m, min_samples=min_samples).fit(xy, weights).labels_ == -1).all()
         return
     assert_matches_sklearn(xy, eps_m, min_samples, weights)
 

@@ -219,7 +219,10 @@ def test_space_time_gi_star_matches_esda(
         else None
     )
     fitted = EmergingHotspots(
-        100.0, distance_band_m, neighbourhood_time_step=time_steps, window_steps=5
+        cell_size_m=100.0,
+        distance_band_m=distance_band_m,
+        neighbourhood_time_step=time_steps,
+        window_steps=5,
     ).fit(
         clustered_points(600, seed=1),
         weekly_times(600, 5, seed=2),
@@ -233,9 +236,9 @@ def test_space_time_gi_star_matches_esda(
 
 
 def test_fdr_is_applied_to_each_week_on_its_own() -> None:
-    fitted = EmergingHotspots(100.0, 300.0, window_steps=5, alpha=0.10).fit(
-        clustered_points(900, seed=3), weekly_times(900, 5, seed=4), end="2026-04-06T00:00+02:00"
-    )
+    fitted = EmergingHotspots(
+        cell_size_m=100.0, distance_band_m=300.0, window_steps=5, alpha=0.10
+    ).fit(clustered_points(900, seed=3), weekly_times(900, 5, seed=4), end="2026-04-06T00:00+02:00")
     for week in range(5):
         np.testing.assert_array_equal(fitted.p_adjusted_[week], benjamini_hochberg(fitted.p_[week]))
     significant = np.nan_to_num(fitted.p_adjusted_, nan=1.0) <= 0.10
@@ -243,9 +246,9 @@ def test_fdr_is_applied_to_each_week_on_its_own() -> None:
     np.testing.assert_array_equal(fitted.cold_, significant & (np.nan_to_num(fitted.z_) < 0))
     np.testing.assert_array_equal(fitted.hot_, fitted.bins_ >= 1)  # alpha 0.10 = 90% bins
     assert fitted.hot_.any()
-    raw = EmergingHotspots(100.0, 300.0, window_steps=5, alpha=0.10, fdr=False).fit(
-        clustered_points(900, seed=3), weekly_times(900, 5, seed=4), end="2026-04-06T00:00+02:00"
-    )
+    raw = EmergingHotspots(
+        cell_size_m=100.0, distance_band_m=300.0, window_steps=5, alpha=0.10, fdr=False
+    ).fit(clustered_points(900, seed=3), weekly_times(900, 5, seed=4), end="2026-04-06T00:00+02:00")
     assert raw.hot_.sum() > fitted.hot_.sum()
 
 
@@ -258,9 +261,9 @@ def stockholm_utc(wall: datetime) -> np.datetime64:
 def fit_weeks(times: list[np.datetime64], end: object, steps: int) -> EmergingHotspots:
     """Fit a few spread-out incidents (min_incidents=1) so that only the time steps matter."""
     xy = np.column_stack([np.linspace(50, 950, len(times)), np.linspace(950, 50, len(times))])
-    return EmergingHotspots(100.0, 200.0, window_steps=steps, min_incidents=1).fit(
-        xy, np.array(times), end=end
-    )
+    return EmergingHotspots(
+        cell_size_m=100.0, distance_band_m=200.0, window_steps=steps, min_incidents=1
+    ).fit(xy, np.array(times), end=end)
 
 
 def per_week(fitted: EmergingHotspots) -> list[int]:
@@ -334,8 +337,12 @@ def test_tz_aware_pandas_times_give_the_same_cube_as_numpy_utc() -> None:
     xy, utc = clustered_points(400, seed=6), weekly_times(400, 4, seed=7)
     local = pd.Series(pd.to_datetime(utc, utc=True)).dt.tz_convert("Europe/Stockholm")
     end = "2026-03-30T00:00+02:00"
-    a = EmergingHotspots(100.0, 300.0, window_steps=4).fit(xy, utc, end=end)
-    b = EmergingHotspots(100.0, 300.0, window_steps=4).fit(xy, local, end=end)
+    a = EmergingHotspots(cell_size_m=100.0, distance_band_m=300.0, window_steps=4).fit(
+        xy, utc, end=end
+    )
+    b = EmergingHotspots(cell_size_m=100.0, distance_band_m=300.0, window_steps=4).fit(
+        xy, local, end=end
+    )
     np.testing.assert_array_equal(a.counts_, b.counts_)
     assert a.n_incidents_ == 400
 
@@ -382,7 +389,7 @@ def patterns_around(fitted: EmergingHotspots, centre: tuple[float, float]) -> se
 
 def test_synthetic_emerging_persisting_and_fading_hotspots_get_their_patterns() -> None:
     xy, times, centres = synthetic_weeks()
-    fitted = EmergingHotspots(200.0, 400.0).fit(
+    fitted = EmergingHotspots(cell_size_m=200.0, distance_band_m=400.0).fit(
         xy, times, area=shapely.box(0, 0, 8000, 8000), end=datetime(2026, 3, 30, tzinfo=STOCKHOLM)
     )
     assert fitted.weeks_[0] == pd.Timestamp("2026-01-05", tz="Europe/Stockholm")
@@ -403,7 +410,7 @@ def test_synthetic_emerging_persisting_and_fading_hotspots_get_their_patterns() 
 
 def test_study_cells_are_the_area_cells_and_cells_outside_are_blank() -> None:
     area = shapely.Point(600, 600).buffer(550)
-    fitted = EmergingHotspots(100.0, 300.0, window_steps=4).fit(
+    fitted = EmergingHotspots(cell_size_m=100.0, distance_band_m=300.0, window_steps=4).fit(
         clustered_points(500, seed=8), weekly_times(500, 4, seed=9), area=area, end="2026-03-30"
     )
     ix, iy = cells_in_area(area, 100.0)
@@ -420,7 +427,7 @@ def test_study_cells_are_the_area_cells_and_cells_outside_are_blank() -> None:
 
 
 def test_to_cells_has_one_row_per_study_cell() -> None:
-    fitted = EmergingHotspots(100.0, 300.0, window_steps=4).fit(
+    fitted = EmergingHotspots(cell_size_m=100.0, distance_band_m=300.0, window_steps=4).fit(
         clustered_points(500, seed=8), weekly_times(500, 4, seed=9), end="2026-03-30"
     )
     cells = fitted.to_cells()
@@ -445,7 +452,7 @@ def test_too_few_incidents_in_the_window_raise() -> None:
     inside = np.full(25, np.datetime64("2026-03-11T12:00"))
     after = np.full(40, np.datetime64("2026-03-18T12:00"))
     with pytest.raises(TooFewIncidents, match=r"^Gi\* needs at least 30 .*, got 25$"):
-        EmergingHotspots(100.0, 300.0, window_steps=2).fit(
+        EmergingHotspots(cell_size_m=100.0, distance_band_m=300.0, window_steps=2).fit(
             xy, np.concatenate([before, inside, after]), end="2026-03-16T00:00+01:00"
         )
 
@@ -453,7 +460,7 @@ def test_too_few_incidents_in_the_window_raise() -> None:
 def test_weights_add_up_per_bin_but_the_minimum_counts_incidents() -> None:
     xy, times = clustered_points(500, seed=12), weekly_times(500, 4, seed=13)
     weights = np.where(np.arange(500) % 2 == 0, 2.0, 0.5)
-    fitted = EmergingHotspots(100.0, 300.0, window_steps=4).fit(
+    fitted = EmergingHotspots(cell_size_m=100.0, distance_band_m=300.0, window_steps=4).fit(
         xy, times, weights, end="2026-03-30"
     )
     assert np.nansum(fitted.counts_) == pytest.approx(weights.sum())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -22,11 +21,9 @@ from clustering.evaluation import (
     pei_star,
     score_polygons,
     select_polygons,
-    week_label,
-    week_numbers,
 )
-from clustering.report import backtest_chart, results_table_csv
 from clustering.synthetic import HotspotSpec, SyntheticIncidents, generate_incidents
+from clustering.weeks import week_label
 
 MONDAY = pd.Timestamp("2026-01-05", tz="UTC")  # week number 2922, ISO 2026-W02
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -74,15 +71,6 @@ def test_flag_top_cells_works_on_rasters() -> None:
     flagged = flag_top_cells(scores, np.ones((3, 4), bool), 2 / 12, (gx, gy))
     assert flagged.shape == (3, 4)
     assert sorted(zip(*np.nonzero(flagged), strict=True)) == [(0, 0), (2, 1)]
-
-
-def test_week_numbers_are_monday_based_in_stockholm_time() -> None:
-    # Sunday 29 March 2026 23:30 in Stockholm (summer time) is 21:30 UTC; 22:30 UTC is Monday.
-    times = pd.to_datetime(["2026-03-29 21:30Z", "2026-03-29 22:30Z"])
-    weeks = week_numbers(times)
-    assert weeks[1] == weeks[0] + 1
-    assert [week_label(w) for w in weeks] == ["2026-W13", "2026-W14"]
-    assert week_numbers(pd.DatetimeIndex([MONDAY]), tz="UTC").tolist() == [2922]
 
 
 def events(spec: list[tuple[float, float, int, int]]) -> tuple[np.ndarray, pd.DatetimeIndex]:
@@ -230,19 +218,3 @@ def test_emerging_hotspots_are_found_sooner_by_prospective_than_by_long_naive_co
     # Measured: 10.3 against 7.9 (seeds 0-5 all give a ratio of 1.28-1.33).
     assert summary.loc["prospective", "pai"] > 1.2 * summary.loc["naive", "pai"]
     assert summary.loc["prospective", "hit_rate"] > 1.2 * summary.loc["naive", "hit_rate"]
-
-
-def test_chart_and_tables_are_written(tmp_path: Path) -> None:
-    xy, times = hand_case()
-    bt = Backtest(train_weeks=2, coverage=0.1, cell_size_m=100, tz="UTC", methods=("naive",))
-    bt.fit(xy, times)
-    png = backtest_chart(bt.results_, tmp_path / "out" / "pai.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    summary_csv = results_table_csv(bt.summary_, tmp_path / "summary.csv")
-    weeks_csv = results_table_csv(bt.results_, tmp_path / "weeks.csv")
-    back = pd.read_csv(summary_csv, index_col="method")
-    assert back.loc["naive", "weeks_evaluated"] == 2
-    assert back.loc["naive", "pai"] == pytest.approx(bt.summary_.loc["naive", "pai"], rel=1e-5)
-    assert len(pd.read_csv(weeks_csv)) == 2
-    with pytest.raises(ValueError, match="lacks columns"):
-        backtest_chart(bt.summary_, tmp_path / "bad.png")

@@ -79,7 +79,9 @@ def esda_gi_star(gi: GiStar, permutations: int = 0, seed: int = 1) -> esda.G_Loc
 @pytest.mark.parametrize("with_area", [False, True])
 def test_gi_star_matches_esda(distance_band_m: float, with_area: bool) -> None:
     area = irregular_area() if with_area else None
-    gi = GiStar(100.0, distance_band_m).fit(hotspot_incidents(), area=area)
+    gi = GiStar(cell_size_m=100.0, distance_band_m=distance_band_m).fit(
+        hotspot_incidents(), area=area
+    )
     reference = esda_gi_star(gi)
     m = gi.cell_mask_
     np.testing.assert_allclose(gi.z_[m], reference.Zs, rtol=0, atol=1e-6)
@@ -91,7 +93,7 @@ def test_gi_star_matches_esda_on_memphis_robberies() -> None:
     xy = memphis_robberies()
     # The city as the robberies outline it: a concave hull with holes, widened by 400 m.
     city = shapely.concave_hull(shapely.MultiPoint(xy), ratio=0.05, allow_holes=True).buffer(400)
-    gi = GiStar(200.0, 600.0).fit(xy, area=city)
+    gi = GiStar(cell_size_m=200.0, distance_band_m=600.0).fit(xy, area=city)
     reference = esda_gi_star(gi)
     np.testing.assert_allclose(gi.z_[gi.cell_mask_], reference.Zs, rtol=0, atol=1e-6)
     ix, iy = cell_index(xy[:, 0], xy[:, 1], 200.0)
@@ -103,7 +105,7 @@ def test_gi_star_matches_esda_on_memphis_robberies() -> None:
 
 def test_study_cells_are_the_area_cells_empty_ones_included() -> None:
     area = irregular_area()
-    gi = GiStar(100.0, 300.0).fit(hotspot_incidents(), area=area)
+    gi = GiStar(cell_size_m=100.0, distance_band_m=300.0).fit(hotspot_incidents(), area=area)
     ix, iy = cells_in_area(area, 100.0)
     gx, gy = gi.window_.cell_keys()
     m = gi.cell_mask_
@@ -117,7 +119,7 @@ def test_study_cells_are_the_area_cells_empty_ones_included() -> None:
 
 def test_without_area_every_cell_of_the_points_window_is_studied() -> None:
     xy = hotspot_incidents()
-    gi = GiStar(100.0, 300.0).fit(xy)
+    gi = GiStar(cell_size_m=100.0, distance_band_m=300.0).fit(xy)
     assert gi.cell_mask_.all()
     assert gi.counts_.sum() == len(xy)
 
@@ -129,7 +131,9 @@ def test_footprint_is_the_disc_of_cell_centres_within_the_band() -> None:
 
 
 def test_bins_apply_the_arcgis_fdr_threshold_per_confidence_level() -> None:
-    gi = GiStar(100.0, 300.0, fdr=True).fit(hotspot_incidents(), area=irregular_area())
+    gi = GiStar(cell_size_m=100.0, distance_band_m=300.0, fdr=True).fit(
+        hotspot_incidents(), area=irregular_area()
+    )
     m = gi.cell_mask_
     p, z = gi.p_[m], gi.z_[m]
     expected = np.zeros(p.size, dtype=np.int8)
@@ -145,16 +149,16 @@ def test_bins_apply_the_arcgis_fdr_threshold_per_confidence_level() -> None:
 
 
 def test_without_fdr_bins_use_the_raw_p_values() -> None:
-    gi = GiStar(100.0, 300.0, fdr=False).fit(hotspot_incidents())
+    gi = GiStar(cell_size_m=100.0, distance_band_m=300.0, fdr=False).fit(hotspot_incidents())
     p, z = gi.p_.ravel(), gi.z_.ravel()
     level = np.select([p <= 0.01, p <= 0.05, p <= 0.10], [3, 2, 1], 0)
     np.testing.assert_array_equal(gi.bins_.ravel(), level * np.sign(z))
-    fdr = GiStar(100.0, 300.0, fdr=True).fit(hotspot_incidents())
+    fdr = GiStar(cell_size_m=100.0, distance_band_m=300.0, fdr=True).fit(hotspot_incidents())
     assert (np.abs(fdr.bins_) > 0).sum() < (np.abs(gi.bins_) > 0).sum()
 
 
 def test_significant_cells_are_those_at_alpha() -> None:
-    gi = GiStar(100.0, 300.0, alpha=0.01).fit(hotspot_incidents())
+    gi = GiStar(cell_size_m=100.0, distance_band_m=300.0, alpha=0.01).fit(hotspot_incidents())
     np.testing.assert_array_equal(gi.significant_, gi.p_adjusted_ <= 0.01)
     np.testing.assert_array_equal(gi.significant_, np.abs(gi.bins_) == 3)
 
@@ -164,7 +168,7 @@ def test_too_few_incidents_raise_instead_of_numbers() -> None:
     with pytest.raises(
         TooFewIncidents, match=r"^Gi\* needs at least 30 incidents in the study area, got 12$"
     ):
-        GiStar(100.0, 300.0).fit(xy)
+        GiStar(cell_size_m=100.0, distance_band_m=300.0).fit(xy)
     assert issubclass(TooFewIncidents, ValueError)
 
 
@@ -172,13 +176,15 @@ def test_incidents_outside_the_area_do_not_count_towards_the_minimum() -> None:
     inside = np.column_stack([np.linspace(1100, 1900, 25), np.full(25, 1500.0)])
     outside = np.full((40, 2), 9000.0)
     with pytest.raises(TooFewIncidents, match="got 25"):
-        GiStar(100.0, 300.0).fit(
+        GiStar(cell_size_m=100.0, distance_band_m=300.0).fit(
             np.concatenate([inside, outside]), area=shapely.box(1000, 1000, 2000, 2000)
         )
 
 
 def test_to_cells_has_one_row_per_study_cell() -> None:
-    gi = GiStar(100.0, 300.0).fit(hotspot_incidents(), area=irregular_area())
+    gi = GiStar(cell_size_m=100.0, distance_band_m=300.0).fit(
+        hotspot_incidents(), area=irregular_area()
+    )
     cells = gi.to_cells()
     assert len(cells) == gi.cell_mask_.sum()
     assert list(cells.columns) == ["ix", "iy", "count", "z", "p", "p_adjusted", "bin", "geometry"]
@@ -190,15 +196,15 @@ def test_to_cells_has_one_row_per_study_cell() -> None:
 def test_weights_add_up_per_cell() -> None:
     xy = hotspot_incidents()
     weights = np.where(np.arange(len(xy)) % 2 == 0, 2.0, 0.5)
-    gi = GiStar(100.0, 300.0).fit(xy, weights)
+    gi = GiStar(cell_size_m=100.0, distance_band_m=300.0).fit(xy, weights)
     assert np.nansum(gi.counts_) == pytest.approx(weights.sum())
     np.testing.assert_allclose(gi.z_[gi.cell_mask_], esda_gi_star(gi).Zs, atol=1e-6)
 
 
 def test_permutations_are_deterministic_for_a_seed() -> None:
     xy = hotspot_incidents()
-    a = GiStar(100.0, 300.0, permutations=199, seed=5).fit(xy)
-    b = GiStar(100.0, 300.0, permutations=199, seed=5).fit(xy)
+    a = GiStar(cell_size_m=100.0, distance_band_m=300.0, permutations=199, seed=5).fit(xy)
+    b = GiStar(cell_size_m=100.0, distance_band_m=300.0, permutations=199, seed=5).fit(xy)
     assert a.p_sim_ is not None and b.p_sim_ is not None
     np.testing.assert_array_equal(a.p_sim_, b.p_sim_)
     np.testing.assert_array_equal(a.p_adjusted_, benjamini_hochberg(a.p_sim_))
@@ -207,7 +213,7 @@ def test_permutations_are_deterministic_for_a_seed() -> None:
 @pytest.mark.slow
 def test_permutation_p_values_agree_with_esda_in_distribution() -> None:
     # esda compiles its numba kernels on first use (~20 s).
-    gi = GiStar(100.0, 300.0, permutations=999, seed=0).fit(
+    gi = GiStar(cell_size_m=100.0, distance_band_m=300.0, permutations=999, seed=0).fit(
         hotspot_incidents(), area=irregular_area()
     )
     reference = esda_gi_star(gi, permutations=999, seed=1)

@@ -92,7 +92,11 @@ def test_kde_error_below_one_percent_against_exact_sum(kernel: str, bandwidth_m:
     xy = clustered_incidents()
     below_cell = bandwidth_m < 100
     with pytest.warns(UserWarning, match="undersample") if below_cell else nullcontext():
-        kde = KernelDensity(100.0, bandwidth_m, kernel).fit(xy)  # type: ignore[arg-type]
+        kde = KernelDensity(
+            cell_size_m=100.0,
+            bandwidth_m=bandwidth_m,
+            kernel=kernel,  # type: ignore[arg-type]
+        ).fit(xy)
     exact = exact_density(kde, xy)
     error = relative_error_on_cells_above_one_percent(kde.density_, exact)
     assert error <= 0.01
@@ -108,7 +112,11 @@ def test_kde_error_below_one_percent_on_memphis_robberies(
     kernel: str, cell_size_m: float, bandwidth_m: float
 ) -> None:
     xy = memphis_robberies()
-    kde = KernelDensity(cell_size_m, bandwidth_m, kernel).fit(xy)  # type: ignore[arg-type]
+    kde = KernelDensity(
+        cell_size_m=cell_size_m,
+        bandwidth_m=bandwidth_m,
+        kernel=kernel,  # type: ignore[arg-type]
+    ).fit(xy)
     exact = exact_density(kde, xy)
     error = relative_error_on_cells_above_one_percent(kde.density_, exact)
     assert error <= 0.01
@@ -119,7 +127,7 @@ def test_quartic_is_exact_around_a_stack_of_incidents() -> None:
     # 40 robberies at one address: cells ~0.9 h away get a small density that any binning or
     # interpolation gets wrong by tens of percent; the edge cells are summed point by point.
     xy = np.concatenate([np.repeat([[1037.4, 2061.9]], 40, axis=0), [[1500.0, 1800.0]]])
-    kde = KernelDensity(100.0, 250.0, "quartic").fit(xy)
+    kde = KernelDensity(cell_size_m=100.0, bandwidth_m=250.0, kernel="quartic").fit(xy)
     exact = exact_density(kde, xy)
     reached = exact > 0
     assert np.allclose(kde.density_[reached], exact[reached], rtol=1e-9, atol=0)
@@ -156,7 +164,7 @@ def far_pair_error_over_peak(rho: float, order: int, r_min: float, reach: float)
 
 def test_density_integrates_to_the_number_of_incidents() -> None:
     xy = clustered_incidents()
-    kde = KernelDensity(100.0, 250.0).fit(xy)
+    kde = KernelDensity(cell_size_m=100.0, bandwidth_m=250.0).fit(xy)
     cell_km2 = (100.0 / 1000.0) ** 2
     assert kde.density_.sum() * cell_km2 == pytest.approx(len(xy), rel=1e-5)
 
@@ -164,8 +172,10 @@ def test_density_integrates_to_the_number_of_incidents() -> None:
 def test_weights_count_as_repeated_incidents() -> None:
     xy = clustered_incidents()[:300]
     weights = np.arange(300) % 3 + 0.0
-    weighted = KernelDensity(100.0, 200.0, "quartic").fit(xy, weights)
-    repeated = KernelDensity(100.0, 200.0, "quartic").fit(
+    weighted = KernelDensity(cell_size_m=100.0, bandwidth_m=200.0, kernel="quartic").fit(
+        xy, weights
+    )
+    repeated = KernelDensity(cell_size_m=100.0, bandwidth_m=200.0, kernel="quartic").fit(
         np.repeat(xy, weights.astype(int), axis=0)
     )
     shared = _common_cells(weighted, repeated)  # zero-weight points widen one window
@@ -178,8 +188,8 @@ def test_weights_count_as_repeated_incidents() -> None:
 def test_area_reports_only_its_cells_and_counts_incidents_across_its_border() -> None:
     xy = clustered_incidents()
     area = shapely.Polygon([(1500, 1500), (4500, 1800), (4000, 4200), (1800, 3900)])
-    inside_only = KernelDensity(100.0, 250.0).fit(xy, area=area)
-    everywhere = KernelDensity(100.0, 250.0).fit(xy)
+    inside_only = KernelDensity(cell_size_m=100.0, bandwidth_m=250.0).fit(xy, area=area)
+    everywhere = KernelDensity(cell_size_m=100.0, bandwidth_m=250.0).fit(xy)
     ix, iy = cells_in_area(area, 100.0)
     gx, gy = inside_only.window_.cell_keys()
     reported = set(
@@ -199,19 +209,19 @@ def test_incidents_beyond_the_window_do_not_count() -> None:
     xy = clustered_incidents()
     area = shapely.box(1000, 1000, 3000, 3000)
     far = np.concatenate([xy, [[50_000.0, 50_000.0]]])
-    a = KernelDensity(100.0, 250.0).fit(xy, area=area)
-    b = KernelDensity(100.0, 250.0).fit(far, area=area)
+    a = KernelDensity(cell_size_m=100.0, bandwidth_m=250.0).fit(xy, area=area)
+    b = KernelDensity(cell_size_m=100.0, bandwidth_m=250.0).fit(far, area=area)
     np.testing.assert_array_equal(a.density_, b.density_)
 
 
 def test_bandwidth_below_half_a_cell_is_refused() -> None:
     with pytest.raises(ValueError, match="half the cell size"):
-        KernelDensity(100.0, 40.0).fit(clustered_incidents())
+        KernelDensity(cell_size_m=100.0, bandwidth_m=40.0).fit(clustered_incidents())
 
 
 def test_bandwidth_below_the_cell_size_warns() -> None:
     with pytest.warns(UserWarning, match="undersample"):
-        KernelDensity(100.0, 80.0).fit(clustered_incidents())
+        KernelDensity(cell_size_m=100.0, bandwidth_m=80.0).fit(clustered_incidents())
 
 
 def test_arcgis_bandwidth_matches_a_hand_computation() -> None:
@@ -245,13 +255,13 @@ def test_arcgis_bandwidth_weights_count_as_repeated_points() -> None:
 
 def test_default_bandwidth_follows_the_arcgis_rule() -> None:
     xy = memphis_robberies()
-    kde = KernelDensity(200.0).fit(xy)
+    kde = KernelDensity(cell_size_m=200.0).fit(xy)
     assert kde.bandwidth_m_ == pytest.approx(arcgis_bandwidth(xy))
 
 
 def test_to_cells_lists_every_nonzero_cell_with_its_square() -> None:
     xy = clustered_incidents()
-    kde = KernelDensity(100.0, 150.0, "quartic").fit(xy)
+    kde = KernelDensity(cell_size_m=100.0, bandwidth_m=150.0, kernel="quartic").fit(xy)
     cells = kde.to_cells()
     assert len(cells) == int((kde.density_ > 0).sum())
     rows, cols = cells["iy"] - kde.window_.iy0, cells["ix"] - kde.window_.ix0
@@ -260,7 +270,7 @@ def test_to_cells_lists_every_nonzero_cell_with_its_square() -> None:
 
 
 def test_isopleth_is_the_smallest_cell_set_holding_its_share() -> None:
-    kde = KernelDensity(100.0, 250.0).fit(clustered_incidents())
+    kde = KernelDensity(cell_size_m=100.0, bandwidth_m=250.0).fit(clustered_incidents())
     isopleths = kde.isopleths((0.5, 0.75, 0.9))
     values = np.sort(kde.density_[kde.density_ > 0])[::-1]
     total = values.sum()
@@ -272,7 +282,7 @@ def test_isopleth_is_the_smallest_cell_set_holding_its_share() -> None:
 
 
 def test_isopleths_are_valid_nested_polygons() -> None:
-    kde = KernelDensity(100.0, 250.0).fit(clustered_incidents())
+    kde = KernelDensity(cell_size_m=100.0, bandwidth_m=250.0).fit(clustered_incidents())
     isopleths = kde.isopleths((0.5, 0.75, 0.9))
     assert isopleths.is_valid.all()
     assert list(isopleths.columns) == ["share", "cell_count", "area_m2", "min_density", "geometry"]

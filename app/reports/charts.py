@@ -2,8 +2,8 @@
 
 Call sequence for `est evaluate` (the CLI command builds on these; see clustering.evaluation):
 
+    from app.reports.charts import backtest_chart, results_table_csv
     from clustering.evaluation import Backtest
-    from clustering.report import backtest_chart, results_table_csv
 
     backtest = Backtest(train_weeks=12, test_weeks=1, coverage=0.05, cell_size_m=150)
     backtest.fit(xy_m, times, area=area_polygon_or_None)
@@ -12,7 +12,8 @@ Call sequence for `est evaluate` (the CLI command builds on these; see clusterin
     backtest_chart(backtest.results_, out_dir / "pai.png")
 
 The chart is drawn with matplotlib's Agg canvas directly (no pyplot), so it needs no display and
-leaves matplotlib's global state alone, which matters inside a web worker or a test run.
+leaves matplotlib's global state alone, which matters inside a web worker or a test run. It is
+imported when a chart is drawn, not with this module: it takes a while to import.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import math
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 
 def backtest_chart(results_by_week: pd.DataFrame, path: str | Path, title: str = "") -> Path:
@@ -31,6 +30,9 @@ def backtest_chart(results_by_week: pd.DataFrame, path: str | Path, title: str =
     Weeks a method could not be evaluated are gaps in its line; the dashed line at PAI = 1 is
     what flagging cells at random achieves on average.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     needed = {"method", "week_start", "pai"}
     missing = needed - set(results_by_week.columns)
     if missing:

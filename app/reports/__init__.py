@@ -1,0 +1,1 @@
+"""What goes out to people: charts, and next the weekly report."""
