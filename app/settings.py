@@ -52,8 +52,12 @@ class Settings(BaseSettings):
     archive_dir: str = Field(
         ".data/archive", description="Where `est purge` writes what it deletes (GPKG + CSV)."
     )
-    suppression_k: int = Field(5, ge=1, description="Counts below k are hidden from viewers.")
-    rounding_base: int = Field(5, ge=1, description="Counts shown to viewers are rounded to it.")
+    suppression_k: int = Field(
+        5, ge=3, description="Counts below k are hidden from viewers (written by `est db init`)."
+    )
+    rounding_base: int = Field(
+        5, ge=1, description="Viewer counts are rounded to it (written by `est db init`)."
+    )
 
     oidc_issuer: str | None = Field(None, description="Issuer (iss) of accepted OIDC tokens.")
     oidc_audience: str | None = Field(None, description="Audience (aud) the tokens must carry.")

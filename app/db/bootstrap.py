@@ -9,7 +9,7 @@ from sqlalchemy import Connection, create_engine, pool, text
 
 from app.core.errors import InvalidInput
 from app.db import SCHEMA, migrate
-from app.db.deployment import refresh_accepted_area, set_timezone
+from app.db.deployment import refresh_accepted_area, set_disclosure_control, set_timezone
 from app.settings import APP_ROLE, OWNER_ROLE, SYSTEM_ROLE, Settings
 from geo.crs import CrsError, check_epsg_metric
 
@@ -88,6 +88,7 @@ def init_database(settings: Settings, srid: int = 3006, extent: Extent | None = 
     migrate.upgrade(owner, srid=srid)
     with admin.begin() as conn:
         set_timezone(conn, settings.timezone)
+        set_disclosure_control(conn, settings.suppression_k, settings.rounding_base)
         if extent is not None:
             conn.execute(
                 text(

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import shapely
 from shapely import wkb
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
 
-from app.core.errors import NotReady
+from app.core.errors import InvalidInput, NotReady
 
 
 @dataclass(frozen=True)
@@ -146,3 +147,20 @@ def set_timezone(conn: Connection, timezone: str) -> bool:
         {"tz": timezone},
     ).rowcount
     return bool(changed)
+
+
+def set_disclosure_control(conn: Connection, suppression_k: int, rounding_base: int) -> None:
+    """Write k and the rounding base of viewer counts (the owner's est.privacy row).
+
+    Only the owner role (and `est db init`'s administrative login) may: the service's role reads
+    these values but can neither change them nor pass others to est.viewer_grid.
+    """
+    try:
+        conn.execute(
+            text("UPDATE est.privacy SET suppression_k = :k, rounding_base = :base WHERE id = 1"),
+            {"k": suppression_k, "base": rounding_base},
+        )
+    except IntegrityError:
+        raise InvalidInput(
+            f"EST_SUPPRESSION_K must exceed the largest noise of est.privacy (got {suppression_k})"
+        ) from None

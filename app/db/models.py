@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -30,7 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.core.vocabulary import (
@@ -87,6 +88,42 @@ class Deployment(Base):
     accepted_area = mapped_column(_geometry("MULTIPOLYGON"), nullable=True)
     version: Mapped[int] = mapped_column(BigInteger, server_default="1")
     timezone: Mapped[str] = mapped_column(Text, server_default="Europe/Stockholm")
+
+
+class Privacy(Base):
+    """What viewers may ask and how their counts are protected (written by the owner only)."""
+
+    __tablename__ = "privacy"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        {
+            "comment": "What viewers may ask and how their counts are protected; only the "
+            "owner role writes it."
+        },
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, server_default="1")
+    cell_sizes: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    suppression_k: Mapped[int] = mapped_column(Integer, server_default="5")
+    rounding_base: Mapped[int] = mapped_column(Integer, server_default="5")
+    noise: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    noise_weights: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+
+
+class PrivacySecret(Base):
+    """The secret of the record keys; only the owner role reads it."""
+
+    __tablename__ = "privacy_secret"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        {
+            "comment": "Seeds the record keys of the cell-key perturbation; readable by the "
+            "owner role only."
+        },
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, server_default="1")
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Organisation(Base):

@@ -15,8 +15,7 @@ OPEN_ROUTES = {"/healthz", "/readyz"}
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 QUERY = {
     "area": "1285",
-    "since": "2026-10-05T00:00:00+02:00",
-    "until": "2026-10-12T00:00:00+02:00",
+    "date": "2026-10-05",
     "reason": "route walk test",
 }
 BODIES = {

@@ -39,7 +39,7 @@ DESIGN_TABLES = {
     "api_key",
     "audit_log",
 }
-ALL_TABLES = DESIGN_TABLES | {"import_job", "idempotency_key"}
+ALL_TABLES = DESIGN_TABLES | {"import_job", "idempotency_key", "privacy", "privacy_secret"}
 
 
 def _tables(settings: Settings) -> set[str]:
