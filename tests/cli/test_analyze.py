@@ -111,3 +111,20 @@ def test_gistar_says_it_cannot_conclude_on_few_incidents(tmp_path: Path) -> None
     assert result.exit_code == 1
     assert "needs at least 30 incidents" in result.output
     assert not (tmp_path / "o.geojson").exists()
+
+
+def test_hours_are_the_files_own_local_hours(tmp_path: Path) -> None:
+    # 30 thefts on one Chicago block, every evening at 22:30 local time (03:30 UTC, 05:30 in
+    # Stockholm): the chicago mapping names America/Chicago, so the busiest hour is 22
+    src, out = tmp_path / "chicago.csv", tmp_path / "out.geojson"
+    rows = ["ID,Date,Primary Type,Description,Location Description,Domestic,Latitude,Longitude"]
+    for i in range(30):
+        day, lon = 1 + i % 28, -87.6298 + i * 1e-5
+        rows.append(f"{i},10/{day:02d}/2017 10:30:00 PM,THEFT,RETAIL,STREET,false,41.8781,{lon}")
+    src.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    args = ["analyze", str(src), "--mapping", "chicago", "--method", "dbscan", "-o", str(out)]
+    result = runner.invoke(app, [*args, "--eps-m", "50", "--min-samples", "10"])
+    assert result.exit_code == 0, result.output
+    (feature,) = json.loads(out.read_text())["features"]
+    assert feature["properties"]["busiest_hour"] == 22
+    assert "times in America/Chicago" in " ".join(result.output.split())
