@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.errors import install_error_handlers
-from app.api.middleware import BodySizeLimit, HeadAsGet, RateLimiter
+from app.api.middleware import BodySizeLimit, HeadAsGet, RateLimiter, RefuseNulBytes
 from app.api.routes import access, areas, health, imports, incident_writes, incidents, layers
 from app.db.deployment import DeploymentCache
 from app.db.engine import app_engine
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, access, areas, incidents, incident_writes, imports, layers):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RefuseNulBytes)
     app.add_middleware(HeadAsGet)
     if settings.cors_origins:
         app.add_middleware(

@@ -50,6 +50,9 @@ def _json(value: dict[str, Any] | None) -> str | None:
     return orjson.dumps(value, default=str).decode() if value is not None else None
 
 
+INT_MAX = 2**31 - 1
+
+
 def read_entries(
     conn: Connection,
     since: datetime | None,
@@ -60,8 +63,13 @@ def read_entries(
     offset: int,
 ) -> list[dict[str, Any]]:
     """Return the audit entries of the session's organisation (est.audit_entries), newest first."""
+    if offset > INT_MAX:  # est.audit_entries pages in integers: there is nothing that far
+        return []
     rows = conn.execute(
-        text("SELECT * FROM est.audit_entries(:since, :until, :actor, :action, :lim, :off)"),
+        text(
+            "SELECT * FROM est.audit_entries(:since, :until, :actor, :action, "
+            "CAST(:lim AS integer), CAST(:off AS integer))"
+        ),
         {
             "since": since,
             "until": until,

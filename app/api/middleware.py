@@ -117,3 +117,38 @@ class HeadAsGet:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+class RefuseNulBytes:
+    """Answer 400 to a NUL byte in the path or a query parameter, naming where it is.
+
+    PostgreSQL text cannot hold NUL, so such a value would otherwise fail deep in a query; it is
+    refused here, once, for every route. (JSON bodies are checked by app.api.schemas.)
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the decoded path and each query parameter before the app sees them."""
+        if scope["type"] == "http":
+            where = _nul_in(scope)
+            if where is not None:
+                detail = f"{where} contains a NUL byte (%00), which no text may hold"
+                await problem_response(400, "Bad request", detail, scope["path"])(
+                    scope, receive, send
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+def _nul_in(scope: Scope) -> str | None:
+    from urllib.parse import parse_qsl
+
+    if "\x00" in scope["path"]:
+        return "the path"
+    query = scope.get("query_string", b"").decode("latin-1")
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return f"query parameter {name.replace(chr(0), '')!r}"
+    return None

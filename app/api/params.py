@@ -15,6 +15,7 @@ from app.api.deps import SettingsDep
 from app.core.errors import InvalidInput
 
 BBox = tuple[float, float, float, float]
+MAX_OFFSET = 2**63 - 1  # PostgreSQL's bigint: a larger offset is a 422, not a database error
 
 
 def parse_bbox(value: str | None) -> BBox | None:
@@ -88,7 +89,7 @@ def paging(default: int, maximum: int | None = None) -> Callable[..., Page]:
     def page_param(
         settings: SettingsDep,
         limit: Annotated[int, Query(ge=1, le=maximum, description="items per page")] = default,
-        offset: Annotated[int, Query(ge=0, description="items to skip")] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip")] = 0,
     ) -> Page:
         cap = maximum if maximum is not None else settings.max_page_size
         if limit > cap:
