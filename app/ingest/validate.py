@@ -79,7 +79,7 @@ class _Rejections:
         self, mask: npt.NDArray[np.bool_], field_name: str, reason: str | Callable[[int], str]
     ) -> None:
         """Reject the rows in mask not rejected yet; reason may depend on the row's index."""
-        new = mask & ~self.bad
+        new = np.asarray(mask, dtype=bool) & ~self.bad  # an empty list comes as float64
         for i in np.flatnonzero(new):
             text = reason(int(i)) if callable(reason) else reason
             self.errors.append(RowError(int(self.rows[i]), field_name, text))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 from typing import Any
 
@@ -87,3 +88,31 @@ def test_a_nul_byte_in_a_record_is_a_rejected_row_naming_the_field(
     assert r.status_code == 422, r.text
     (result,) = r.json()["results"]
     assert result["status"] == "rejected" and result["field"] == "description"
+
+
+def test_a_file_of_blank_lines_imports_nothing_and_says_so(
+    client: TestClient, world: World
+) -> None:
+    header = (
+        b"external_id;category;occurred_from;occurred_to;lon;lat;location_precision;description\n"
+    )
+    row = b"B-1;ovrigt;2026-11-20T22:15:00+01:00;;14.1375;56.551;address;x\n"
+    headers = world.headers("ingest-test", "reporter")
+    only_blank = gzip.compress(header + b"\n" * 3_000_000)  # many whole batches of nothing
+    r = client.post(
+        "/api/v1/imports",
+        files={"file": ("blank.csv.gz", only_blank, "application/gzip")},
+        data={"source": "blank"},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["rows"], r.json()["created"]) == (0, 0)
+    assert any("3000000 empty rows were skipped" in n for n in r.json()["notes"])
+    one = header + b"\n" * 120_000 + row
+    r = client.post(
+        "/api/v1/imports",
+        files={"file": ("one.csv", one, "text/csv")},
+        data={"source": "blank"},
+        headers=headers,
+    )
+    assert r.status_code == 200 and r.json()["created"] == 1, r.text
