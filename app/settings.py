@@ -81,6 +81,12 @@ class Settings(BaseSettings):
 
     cors_origins: list[str] = Field(default_factory=list, description="Allowed browser origins.")
     max_body_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="Largest request body.")
+    statement_timeout_s: float = Field(
+        30, gt=0, description="A query of a request that runs longer ends with 503."
+    )
+    export_timeout_s: float = Field(
+        600, gt=0, description="The same for exports, which read without a page limit."
+    )
     max_page_size: int = Field(10_000, ge=10, description="Largest page of items.")
     rate_limit_per_minute: int = Field(600, ge=1, description="Requests per key and minute.")
 

@@ -17,7 +17,7 @@ from app.access.auth import Principal, authenticate
 from app.core.errors import Forbidden, Unavailable
 from app.core.vocabulary import Role
 from app.db.deployment import DeploymentCache
-from app.db.engine import session_scope
+from app.db.engine import session_scope, set_statement_timeout, was_canceled
 from app.settings import Settings
 
 # Declared so that the OpenAPI documents show both ways to send a key; the header itself is
@@ -80,14 +80,18 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_session(principal: CurrentPrincipal, engine: EngineDep) -> Iterator[Session]:
+def get_session(
+    principal: CurrentPrincipal, engine: EngineDep, settings: SettingsDep
+) -> Iterator[Session]:
     """Yield a session in one transaction scoped to the caller's organisation and role.
 
     SET LOCAL (set_config(..., true)) ends with the transaction, so a pooled connection never
-    carries one caller's scope into the next request.
+    carries one caller's scope into the next request. No statement runs longer than
+    EST_STATEMENT_TIMEOUT_S: PostgreSQL ends it, and the caller gets 503.
     """
     try:
         with session_scope(engine) as session:
+            set_statement_timeout(session, settings.statement_timeout_s)
             session.execute(
                 text(
                     "SELECT set_config('est.org_id', :org, true), "
@@ -97,6 +101,11 @@ def get_session(principal: CurrentPrincipal, engine: EngineDep) -> Iterator[Sess
             )
             yield session
     except OperationalError as exc:
+        if was_canceled(exc):
+            raise Unavailable(
+                "the query ran longer than the service allows; narrow it (a smaller bbox, a "
+                "shorter period, a smaller page) or try again later"
+            ) from exc
         raise Unavailable("the database is not reachable; try again shortly") from exc
 
 

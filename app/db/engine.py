@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,3 +39,19 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     """Yield a session in one transaction: committed on success, rolled back on error."""
     with sessionmaker(engine, expire_on_commit=False).begin() as session:
         yield session
+
+
+QUERY_CANCELED = "57014"  # statement_timeout (or a cancel) ended the query
+
+
+def set_statement_timeout(session: Session | Connection, seconds: float) -> None:
+    """Let no statement of this transaction run longer than `seconds` (SET LOCAL)."""
+    session.execute(
+        text("SELECT set_config('statement_timeout', :ms, true)"),
+        {"ms": str(max(1, int(seconds * 1000)))},
+    )
+
+
+def was_canceled(exc: BaseException) -> bool:
+    """Whether a database error is a query ended by its statement timeout."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == QUERY_CANCELED

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -71,3 +74,39 @@ def test_production_turns_the_docs_ui_off_but_keeps_the_openapi_document(
         assert c.get("/openapi.json").status_code == 200
     with _client(settings) as c:
         assert c.get("/docs").status_code == 200
+
+
+def test_a_query_longer_than_the_statement_timeout_ends_with_503_and_stops_running(
+    settings: Settings, world: World, app_engine: Any
+) -> None:
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from app.access.auth import authenticate
+    from app.api.deps import get_session
+    from app.core.errors import Unavailable
+
+    quick = settings.model_copy(update={"statement_timeout_s": 0.2})
+    with app_engine.begin() as conn:
+        principal = authenticate(
+            conn, quick, world.headers("kommun-1285", "analyst")["Authorization"]
+        )
+    sessions = get_session(principal, app_engine, quick)
+    session = next(sessions)
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="ran longer than the service allows"):
+        try:
+            session.execute(text("SELECT pg_sleep(5)"))
+        except OperationalError as exc:
+            sessions.throw(exc)
+    assert time.monotonic() - started < 2
+    with app_engine.connect() as conn:
+        running = conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)' "
+                "AND state = 'active'"
+            )
+        )
+    assert running == 0

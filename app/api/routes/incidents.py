@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 from app.access import audit
 from app.access.auth import Principal
 from app.access.visibility import IncidentFilter, count_visible, visible_incident, visible_incidents
-from app.api.deps import RawReaderPrincipal, SessionDep, request_id
+from app.api.deps import RawReaderPrincipal, SessionDep, SettingsDep, request_id
 from app.api.params import BBoxDep, FeaturePageDep, WindowDep
 from app.core.errors import NotFound
 from app.core.spreadsheet import csv_lines
+from app.db.engine import set_statement_timeout
 from geo.geojson import dumps, feature_collection, point_feature
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
@@ -113,11 +114,13 @@ def list_incidents(
 def export_incidents(
     principal: RawReaderPrincipal,
     session: SessionDep,
+    settings: SettingsDep,
     request: Request,
     f: FilterDep,
     reason: Annotated[str, Query(min_length=5, max_length=500, description="why, for the log")],
 ) -> StreamingResponse:
     """Return every visible incident under the filter as CSV for Swedish Excel."""
+    set_statement_timeout(session, settings.export_timeout_s)
     conn = session.connection()
     rows = list(visible_incidents(conn, principal, f, limit=None))
     _audit(session, principal, request, "incident.export", f.as_dict(), len(rows), reason)
