@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,11 +20,14 @@ from typing import Any
 import jwt
 from sqlalchemy import Connection, text
 
-from app.core.errors import Forbidden, Unauthorized
+from app.core.errors import Forbidden, Unauthorized, Unavailable
 from app.core.vocabulary import Role
 from app.settings import Settings
 
 KEY_PREFIX = "est"
+
+
+log = logging.getLogger("est")
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,11 @@ def verify_oidc_token(settings: Settings, token: str) -> dict[str, Any]:
             options={"require": ["exp", "iss", "aud", "sub"]},
             leeway=30,
         )
+    except jwt.PyJWKClientConnectionError:
+        log.warning("the OIDC key set at %s could not be fetched", settings.oidc_jwks_url)
+        raise Unavailable(
+            "the identity provider's signing keys cannot be fetched just now; try again shortly"
+        ) from None
     except jwt.ExpiredSignatureError:
         raise Unauthorized("the token has expired") from None
     except jwt.InvalidAudienceError:

@@ -119,7 +119,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
         detail = exc.detail if isinstance(exc.detail, str) else title
-        return problem_response(exc.status_code, title, detail, request.url.path)
+        headers = dict(exc.headers) if exc.headers else None  # 405 carries Allow
+        return problem_response(exc.status_code, title, detail, request.url.path, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

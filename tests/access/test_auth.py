@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -238,3 +239,22 @@ def test_oidc_tokens_are_refused_when_no_issuer_is_configured(
     r = _me(client, _token(signing_key))
     assert r.status_code == 401
     assert "not accepted" in r.json()["detail"]
+
+
+def test_an_unreachable_key_set_is_a_503_that_does_not_show_the_fetch_error(
+    settings: Settings, signing_key: rsa.RSAPrivateKey, world: World
+) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    configured = settings.model_copy(
+        update={
+            "oidc_issuer": ISSUER,
+            "oidc_audience": AUDIENCE,
+            "oidc_jwks_url": f"http://127.0.0.1:{port}/keys",
+        }
+    )
+    with TestClient(create_app(configured), raise_server_exceptions=False) as c:
+        r = _me(c, _token(signing_key))
+    assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+    assert "127.0.0.1" not in r.text and "Connection refused" not in r.text

@@ -116,3 +116,9 @@ def test_a_file_of_blank_lines_imports_nothing_and_says_so(
         headers=headers,
     )
     assert r.status_code == 200 and r.json()["created"] == 1, r.text
+
+
+def test_a_method_that_a_route_does_not_take_is_405_with_allow(client: TestClient) -> None:
+    r = client.delete("/api/v1/areas")
+    assert r.status_code == 405 and r.headers["content-type"] == "application/problem+json"
+    assert "GET" in r.headers["allow"]
