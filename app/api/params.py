@@ -4,6 +4,8 @@ Each is a FastAPI dependency typed with `Annotated`, so a route declares `window
 and gets a checked value, and a wrong value is a 422 problem naming the parameter.
 """
 
+import base64
+import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -101,5 +103,54 @@ def paging(default: int, maximum: int | None = None) -> Callable[..., Page]:
 
 # JSON lists (areas, the audit trail): 100 a page, at most 1000
 ListPageDep = Annotated[Page, Depends(paging(default=100, maximum=1000))]
-# GeoJSON features: 1000 a page, at most EST_MAX_PAGE_SIZE
-FeaturePageDep = Annotated[Page, Depends(paging(default=1000))]
+
+
+Key = tuple[datetime, int]  # (occurred_from, id): where a page of incidents ends
+
+
+def encode_key(key: Key) -> str:
+    """The `after` value of a next link: opaque to clients, readable by `decode_key`."""
+    raw = f"{key[0].isoformat()}|{key[1]}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_key(value: str) -> Key:
+    """The key an `after` value carries, or a 422 naming the parameter."""
+    try:
+        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        stamp, key_id = text.split("|")
+        when = datetime.fromisoformat(stamp)
+        if when.tzinfo is None:
+            raise ValueError
+        return when, int(key_id)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise InvalidInput("after must be the value of a next link, as given") from None
+
+
+@dataclass(frozen=True)
+class KeysetPage:
+    """A page that starts after a key (keyset paging: no offset, however deep)."""
+
+    limit: int
+    after: Key | None
+
+    def next_url(self, request: Request, last: Key) -> str:
+        """The URL of the page after the one that ends with `last`."""
+        url = request.url.remove_query_params("after")
+        return str(url.include_query_params(after=encode_key(last)))
+
+
+def keyset_page_param(
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, description="features per page")] = 1000,
+    after: Annotated[
+        str | None, Query(max_length=200, description="from the next link of the page before")
+    ] = None,
+) -> KeysetPage:
+    """Paging of features: at most EST_MAX_PAGE_SIZE per page, each page after a key."""
+    if limit > settings.max_page_size:
+        raise InvalidInput(f"limit may be at most {settings.max_page_size}")
+    return KeysetPage(limit, decode_key(after) if after is not None else None)
+
+
+KeysetPageDep = Annotated[KeysetPage, Depends(keyset_page_param)]

@@ -116,6 +116,34 @@ def create_union_area(conn: Connection, code: str, name: str, component_codes: l
         text("INSERT INTO est.area_component (area_id, component_id) VALUES (:a, :c)"),
         [{"a": area_id, "c": r.id} for r in found],
     )
+    # the incidents already stored lie in the union when they lie in one of its parts
+    placed = "SELECT incident_id FROM est.incident_area WHERE area_id = :a"
+    before = [row[0] for row in conn.execute(text(placed), {"a": area_id})]
+    conn.execute(text("DELETE FROM est.incident_area WHERE area_id = :a"), {"a": area_id})
+    conn.execute(
+        text("""
+        INSERT INTO est.incident_area (incident_id, area_id, organisation_id)
+        SELECT DISTINCT ia.incident_id, :a, ia.organisation_id
+        FROM est.incident_area ia WHERE ia.area_id = ANY(:parts)
+    """),
+        {"a": area_id, "parts": [r.id for r in found]},
+    )
+    conn.execute(
+        text(sync_area_ids(f"{placed} UNION SELECT unnest(CAST(:before AS bigint[]))")),
+        {"a": area_id, "before": before},
+    )
+
+
+def sync_area_ids(incident_ids_sql: str) -> str:
+    """The statement that sets est.incident.area_ids from incident_area, for the incidents
+    whose ids the given query returns (the two must always agree: row-level security reads
+    area_ids)."""
+    return f"""
+        UPDATE est.incident i SET area_ids = coalesce(
+            (SELECT array_agg(ia.area_id ORDER BY ia.area_id)
+             FROM est.incident_area ia WHERE ia.incident_id = i.id), '{{}}')
+        WHERE i.id IN ({incident_ids_sql})
+    """
 
 
 @dataclass(frozen=True)

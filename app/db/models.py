@@ -22,6 +22,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -240,6 +241,7 @@ class Incident(Base):
         CheckConstraint(
             "occurred_to IS NULL OR occurred_to >= occurred_from", name="occurred_interval"
         ),
+        Index("ix_incident_occurred_from_id", "occurred_from", "id"),  # pages in this order
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -249,7 +251,7 @@ class Incident(Base):
     source: Mapped[str] = mapped_column(String(64))
     external_id: Mapped[str] = mapped_column(String(128))
     category_code: Mapped[str] = mapped_column(String(128), index=True)
-    occurred_from: Mapped[datetime] = mapped_column(index=True)
+    occurred_from: Mapped[datetime]
     occurred_to: Mapped[datetime | None]
     reported_at: Mapped[datetime] = mapped_column(server_default=func.now())
     geom = mapped_column(_geometry("POINT"), nullable=False)
@@ -261,6 +263,12 @@ class Incident(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     deleted_at: Mapped[datetime | None]
+    # the areas it lies in, kept equal to its incident_area rows: row-level security reads it
+    area_ids: Mapped[list[int]] = mapped_column(
+        ARRAY(Integer),
+        server_default="{}",
+        comment="The areas the incident lies in: the same as its est.incident_area rows.",
+    )
 
 
 class IncidentArea(Base):

@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from app.db.areas import sync_area_ids
+
 STAGING_COLUMNS = (
     "row_no",
     "source",
@@ -275,17 +277,18 @@ WITH updated AS ({update}
 ), inserted AS (
     INSERT INTO est.incident (
         organisation_id, source, external_id, category_code, occurred_from, occurred_to, geom,
-        location_precision, description, created_by
+        location_precision, description, created_by, area_ids
     )
     SELECT :org, s.source, s.external_id, s.category_code, s.occurred_from, s.occurred_to,
-           ST_SetSRID(ST_MakePoint(s.x, s.y), :srid), s.location_precision, s.description,
-           s.created_by
+           p.geom, s.location_precision, s.description, s.created_by,
+           ARRAY(SELECT a.id FROM est.area AS a WHERE ST_Intersects(a.geom, p.geom) ORDER BY a.id)
     FROM incident_staging AS s
+    CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(s.x, s.y), :srid) AS geom) AS p
     {only_new}
-    RETURNING id, source, external_id, geom
+    RETURNING id, source, external_id, area_ids
 ), placed AS (
     INSERT INTO est.incident_area (incident_id, area_id, organisation_id)
-    SELECT n.id, a.id, :org FROM inserted AS n JOIN est.area AS a ON ST_Intersects(a.geom, n.geom)
+    SELECT n.id, unnest(n.area_ids), :org FROM inserted AS n
 )
 SELECT 'updated' AS status, id, row_no FROM updated
 UNION ALL
@@ -316,7 +319,7 @@ def _apply_sql(some_exist: bool, row_statuses: bool) -> str:
 
 
 def place_in_areas(conn: Connection, incident_ids: Sequence[int]) -> None:
-    """(Re)compute which areas the given incidents lie in.
+    """(Re)compute which areas the given incidents lie in (incident_area and area_ids).
 
     The ids go through a temporary table: with a large id array in the query the planner
     compares every area against the whole array.
@@ -339,4 +342,5 @@ def place_in_areas(conn: Connection, incident_ids: Sequence[int]) -> None:
         JOIN est.area a ON ST_Intersects(a.geom, i.geom)
         ORDER BY a.id
     """)
+    conn.exec_driver_sql(sync_area_ids("SELECT id FROM placed"))
     conn.exec_driver_sql("DROP TABLE placed")

@@ -135,3 +135,51 @@ def test_bbox_queries_use_the_spatial_index_under_row_level_security(
         )
     assert "ix_incident_geom" in plan
     assert "Index Cond: (geom && " in plan
+
+
+def test_a_page_reads_the_time_index_and_never_every_granted_incident(
+    app_engine: Engine, world: World
+) -> None:
+    from app.access.auth import Principal
+    from app.access.visibility import IncidentFilter, page_query
+    from app.core.vocabulary import Role
+
+    with as_caller(app_engine, "kommun-1285", "analyst") as conn:
+        org = organisation_id(conn, "kommun-1285")
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        conn.execute(text("SET LOCAL enable_sort = off"))
+        # the page query itself, as the API sends it, under EXPLAIN
+        principal = Principal("t", org, "kommun-1285", Role.analyst)
+        sql, params = page_query(principal, IncidentFilter(), 1000, None)
+        captured = list(conn.scalars(text(f"EXPLAIN {sql}"), params))
+    plan = "\n".join(captured)
+    assert "ix_incident_occurred_from_id" in plan
+    # neither rule hashes all incident_area rows of the granted areas before the first row
+    assert "incident_area" not in plan
+
+
+def test_area_ids_agree_with_incident_area_also_for_a_union_made_later(
+    system_engine: Engine, world: World
+) -> None:
+    from app.db.areas import create_union_area
+
+    disagree = """
+        SELECT count(*) FROM est.incident i WHERE i.area_ids <> coalesce(
+            (SELECT array_agg(ia.area_id ORDER BY ia.area_id)
+             FROM est.incident_area ia WHERE ia.incident_id = i.id), '{}')
+    """
+    with system_engine.begin() as conn:
+        create_union_area(conn, "lpo-later", "Made after the incidents", ["1285", "1214"])
+        union_id = conn.scalar(text("SELECT id FROM est.area WHERE code = 'lpo-later'"))
+        members = conn.scalar(
+            text("SELECT count(*) FROM est.incident WHERE :u = ANY(area_ids)"), {"u": union_id}
+        )
+        in_parts = conn.scalar(
+            text(
+                "SELECT count(DISTINCT incident_id) FROM est.incident_area ia "
+                "JOIN est.area a ON a.id = ia.area_id WHERE a.code IN ('1285', '1214')"
+            )
+        )
+        assert members == in_parts > 0
+        assert conn.scalar(text(disagree)) == 0
+        conn.rollback()

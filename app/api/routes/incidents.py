@@ -12,7 +12,7 @@ from app.access import audit
 from app.access.auth import Principal
 from app.access.visibility import IncidentFilter, count_visible, visible_incident, visible_incidents
 from app.api.deps import RawReaderPrincipal, SessionDep, SettingsDep, request_id
-from app.api.params import BBoxDep, FeaturePageDep, WindowDep
+from app.api.params import BBoxDep, KeysetPageDep, WindowDep
 from app.core.errors import NotFound
 from app.core.spreadsheet import csv_lines
 from app.db.engine import set_statement_timeout
@@ -89,19 +89,26 @@ def list_incidents(
     session: SessionDep,
     request: Request,
     f: FilterDep,
-    page: FeaturePageDep,
+    page: KeysetPageDep,
 ) -> Response:
-    """Return a page of raw incidents (logged in the audit trail)."""
+    """Return a page of raw incidents, oldest first (logged in the audit trail).
+
+    The next link carries where this page ended (`after`); numberMatched is exact up to
+    10,000 and left out beyond.
+    """
     conn = session.connection()
-    total = count_visible(conn, principal, f)
-    rows = visible_incidents(conn, principal, f, page.limit, page.offset)
+    rows = list(visible_incidents(conn, principal, f, page.limit + 1, page.after))
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
     features = [_feature(r) for r in rows]
     _audit(session, principal, request, "incident.read", f.as_dict(), len(features))
-    nxt = page.next_url(request, total)
-    links = [{"rel": "next", "href": nxt, "type": GEOJSON}] if nxt else []
-    body = feature_collection(
-        features, numberMatched=total, numberReturned=len(features), links=links
-    )
+    links = []
+    if more:
+        last = (rows[-1]["occurred_from"], rows[-1]["id"])
+        links.append({"rel": "next", "href": page.next_url(request, last), "type": GEOJSON})
+    total = count_visible(conn, principal, f)
+    counts = {"numberMatched": total} if total is not None else {}
+    body = feature_collection(features, **counts, numberReturned=len(features), links=links)
     return Response(body, media_type=GEOJSON)
 
 

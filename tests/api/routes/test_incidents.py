@@ -127,3 +127,18 @@ def test_raw_reads_and_exports_are_in_the_audit_log(
     )
     assert read.action == "incident.read" and read.filters["bbox"] == [12.9, 55.8, 13.3, 56.0]
     assert read.role == "analyst" and read.request_id
+
+
+def test_pages_follow_keys_not_offsets_and_a_forged_key_is_a_422(
+    client: TestClient, world: World
+) -> None:
+    headers = world.headers("kommun-1285", "analyst")
+    first = client.get("/api/v1/incidents?limit=5", headers=headers).json()
+    (link,) = [x["href"] for x in first["links"] if x["rel"] == "next"]
+    assert "after=" in link and "offset=" not in link
+    second = client.get(link, headers=headers).json()
+    times = [f["properties"]["occurred_from"] for f in first["features"] + second["features"]]
+    assert times == sorted(times) and len(set(f["id"] for f in second["features"])) == 5
+    for forged in ("nonsense", "bm9wZQ", "MjAyNi0xMC0wNXwx"):  # not base64 / no key / no zone
+        r = client.get("/api/v1/incidents", params={"after": forged}, headers=headers)
+        assert r.status_code == 422 and "after" in r.json()["detail"]
