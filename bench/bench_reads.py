@@ -74,7 +74,7 @@ ORDER BY i.occurred_from, i.id LIMIT 1000
 """
 
 
-def fill_to(engine: Engine, target: int, kommun: int, other: int) -> int:
+def fill_to(engine: Engine, admin_engine: Engine, target: int, kommun: int, other: int) -> int:
     """Add incidents in Eslöv until about `target` are stored; return how many there are."""
     with engine.begin() as conn:
         have = int(conn.scalar(text("SELECT count(*) FROM est.incident")) or 0)
@@ -89,8 +89,9 @@ def fill_to(engine: Engine, target: int, kommun: int, other: int) -> int:
             )
             first += want + 1
             have = int(conn.scalar(text("SELECT count(*) FROM est.incident")) or 0)
-    # what autovacuum does on a live database after a bulk load
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    # what autovacuum does on a live database after a bulk load (as the superuser: the system
+    # role does not own the tables, and PostgreSQL would skip them with a warning)
+    with admin_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE est.incident"))
         conn.execute(text("VACUUM ANALYZE est.incident_area"))
     return have
@@ -171,6 +172,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[265_000, 1_000_000])
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the cluster running, to look at plans"
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="est-bench-reads-"))
     url = devdb.start(base / "pg", devdb.free_port(), "est_bench")
@@ -206,13 +210,16 @@ def main() -> int:
                 time.sleep(0.2)
         admin_engine = create_engine(settings.admin_url(), poolclass=pool.NullPool)
         for size in sorted(args.sizes):
-            n = fill_to(system, size, kommun, other)
+            n = fill_to(system, admin_engine, size, kommun, other)
             measure(api, token, admin_engine, n)
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-        devdb.destroy(base / "pg")
+        if args.keep:
+            print(f"\nthe cluster is left running: {url} (data in {base / 'pg'})")
+        else:
+            devdb.destroy(base / "pg")
     return 0
 
 
