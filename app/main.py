@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.deployment = DeploymentCache()
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute)
     install_error_handlers(app)
     for module in (health, access, areas, incidents, incident_writes, imports, layers):
         app.include_router(module.router)

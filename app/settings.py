@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     )
     max_page_size: int = Field(10_000, ge=10, description="Largest page of items.")
     rate_limit_per_minute: int = Field(600, ge=1, description="Requests per key and minute.")
+    auth_failures_per_minute: int = Field(
+        30, ge=1, description="Failed authentications per client address and minute."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Proxy addresses whose X-Forwarded-For names the client (JSON list).",
+    )
 
     @field_validator("oidc_algorithms")
     @classmethod

@@ -14,7 +14,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.access.auth import Principal, authenticate
-from app.core.errors import Forbidden, Unavailable
+from app.api.middleware import client_address
+from app.core.errors import Forbidden, Unauthorized, Unavailable
 from app.core.vocabulary import Role
 from app.db.deployment import DeploymentCache
 from app.db.engine import session_scope, set_statement_timeout, was_canceled
@@ -66,10 +67,26 @@ def get_principal(
     _b: Annotated[object, Depends(_bearer)] = None,
     _c: Annotated[object, Depends(_basic)] = None,
 ) -> Principal:
-    """Return the authenticated caller; every route that touches data depends on it."""
+    """Return the authenticated caller; every route that touches data depends on it.
+
+    Failed attempts are counted per client address: past EST_AUTH_FAILURES_PER_MINUTE the
+    address gets 429 without its credentials being tried, so keys cannot be guessed quickly.
+    """
+    failures = request.app.state.auth_failures
+    address = client_address(
+        request.scope.get("client"),
+        request.headers.get("x-forwarded-for"),
+        settings.trusted_proxies,
+    )
+    what = "failed authentications a minute from this address"
+    failures.refuse_if_over(address, what)
     try:
         with engine.begin() as conn:
             principal = authenticate(conn, settings, request.headers.get("authorization"))
+    except Unauthorized:
+        if request.headers.get("authorization"):  # wrong credentials, not none at all
+            failures.count(address)
+        raise
     except OperationalError as exc:
         raise Unavailable("the database is not reachable; try again shortly") from exc
     request.state.principal = principal

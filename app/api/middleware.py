@@ -74,8 +74,13 @@ class RateLimiter:
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def check(self, caller: str) -> None:
+    def check(self, caller: str, what: str = "requests a minute with this key") -> None:
         """Count a request by caller, or raise 429 when it is over its limit."""
+        self.refuse_if_over(caller, what)
+        self.count(caller)
+
+    def refuse_if_over(self, caller: str, what: str) -> None:
+        """Raise 429 when the caller has used up its minute, without counting this request."""
         now = time.monotonic()
         with self._lock:
             hits = self._hits.setdefault(caller, deque())
@@ -84,11 +89,14 @@ class RateLimiter:
             if len(hits) >= self.per_minute:
                 retry = max(1, int(60.0 - (now - hits[0])) + 1)
                 raise RateLimited(
-                    f"more than {self.per_minute} requests a minute with this key; "
-                    f"try again in {retry} s",
+                    f"more than {self.per_minute} {what}; try again in {retry} s",
                     retry_after_s=retry,
                 )
-            hits.append(now)
+
+    def count(self, caller: str) -> None:
+        """Count one event of the caller."""
+        with self._lock:
+            self._hits.setdefault(caller, deque()).append(time.monotonic())
 
 
 class HeadAsGet:
@@ -152,3 +160,18 @@ def _nul_in(scope: Scope) -> str | None:
         if "\x00" in name or "\x00" in value:
             return f"query parameter {name.replace(chr(0), '')!r}"
     return None
+
+
+def client_address(
+    scope_client: tuple[str, int] | None, forwarded_for: str | None, trusted_proxies: list[str]
+) -> str:
+    """The address a request comes from: the peer's, or behind a trusted proxy the last
+    address in X-Forwarded-For that is not itself a trusted proxy."""
+    peer = scope_client[0] if scope_client else "unknown"
+    if peer not in trusted_proxies or not forwarded_for:
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            return hop
+    return peer

@@ -110,3 +110,28 @@ def test_a_query_longer_than_the_statement_timeout_ends_with_503_and_stops_runni
             )
         )
     assert running == 0
+
+
+def test_failed_authentication_is_limited_per_client_address(
+    settings: Settings, world: World
+) -> None:
+    with _client(settings, auth_failures_per_minute=5, trusted_proxies=["testclient"]) as c:
+        wrong = {"Authorization": "Bearer est_000000000000_guess"}
+        answers = [c.get("/api/v1/me", headers=wrong).status_code for _ in range(7)]
+        assert answers == [401] * 5 + [429] * 2
+        # the right key from the same address waits too: its credentials are not even tried
+        blocked = c.get("/api/v1/me", headers=world.headers("kommun-1285", "viewer"))
+        assert blocked.status_code == 429 and "address" in blocked.json()["detail"]
+        assert int(blocked.headers["retry-after"]) >= 1
+        # another client behind the trusted proxy is another address
+        other = {**world.headers("kommun-1285", "viewer"), "X-Forwarded-For": "198.51.100.7"}
+        assert c.get("/api/v1/me", headers=other).status_code == 200
+    with _client(settings, auth_failures_per_minute=5) as c:
+        # without a trusted proxy, X-Forwarded-For is the client's word and changes nothing
+        for n in range(7):
+            spoofed = {
+                "Authorization": "Bearer est_000000000000_guess",
+                "X-Forwarded-For": f"203.0.113.{n}",
+            }
+            last = c.get("/api/v1/me", headers=spoofed).status_code
+        assert last == 429
