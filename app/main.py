@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api.errors import install_error_handlers
+from app.api.errors import document_text_rules, install_error_handlers, problem_responses
 from app.api.middleware import BodySizeLimit, HeadAsGet, RateLimiter, RefuseNulBytes
 from app.api.routes import access, areas, health, imports, incident_writes, incidents, layers
 from app.db.deployment import DeploymentCache
@@ -44,7 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute)
     install_error_handlers(app)
     for module in (health, access, areas, incidents, incident_writes, imports, layers):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=problem_responses())
+    generate = app.openapi
+    app.openapi = lambda: document_text_rules(generate())  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseNulBytes)
     app.add_middleware(HeadAsGet)

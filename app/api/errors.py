@@ -141,3 +141,62 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(exc, request.url.path)
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An RFC 9457 problem; extension members may follow (errors, results…).",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+
+
+def problem_responses() -> dict[int | str, dict[str, Any]]:
+    """The problem+json answers every route may give, for the OpenAPI document."""
+    said = {
+        400: "Bad request (a NUL byte in a parameter)",
+        401: "No valid credentials",
+        403: "Not allowed for this role",
+        404: "Not found, or not yours",
+        409: "Conflict",
+        413: "Body too large",
+        422: "Invalid input: the detail names the field and row",
+        429: "Too many requests (see Retry-After)",
+        503: "The database or the identity provider is not reachable, or a query ran too long",
+    }
+    return {
+        status: {
+            "description": text,
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+        }
+        for status, text in said.items()
+    }
+
+
+NO_NUL = "^[^\\u0000]*$"  # what RefuseNulBytes lets through, said in the document
+
+
+def document_text_rules(document: dict[str, Any]) -> dict[str, Any]:
+    """Say in an OpenAPI document that no text parameter may hold a NUL byte."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                _no_nul(parameter.get("schema", {}))
+    return document
+
+
+def _no_nul(schema: dict[str, Any]) -> None:
+    if schema.get("type") == "string" and "format" not in schema:
+        schema.setdefault("pattern", NO_NUL)
+    for key in ("anyOf", "oneOf", "allOf"):
+        for part in schema.get(key, []):
+            _no_nul(part)
+    if isinstance(schema.get("items"), dict):
+        _no_nul(schema["items"])
