@@ -82,7 +82,12 @@ def _parse_body(body: Any, limit: int) -> RawBatch:
     responses={
         200: {"description": "Every record stored (or already stored as it is)"},
         409: {"description": "A request with this Idempotency-Key is still running"},
-        422: {"description": "Some or all records were rejected; the others were stored"},
+        422: {
+            "model": PostAnswer,
+            "description": "Some or all records were rejected (see results: row, field, "
+            "reason); the others were stored. A body that is not JSON at all, or not "
+            "records, is a problem+json 422 instead.",
+        },
     },
 )
 def post_incidents(
