@@ -14,7 +14,8 @@ import numpy as np
 from app.ingest.ahead import ahead_on_a_thread
 from app.ingest.readers.plan import ReadError
 
-BLOCK_BYTES = 8 << 20  # CSV bytes cut into records at a time
+BLOCK_BYTES = 8 << 20  # CSV bytes read (and gunzipped) at a time
+CUT_BYTES = 1 << 20  # CSV bytes cut into records at a time: bounds the arrays of one cut
 GZIP_INPUT_BYTES = 1 << 20  # compressed bytes handed to zlib at a time
 MAX_RECORD_BYTES = 1 << 20  # a longer row is a quote that never closes, not an incident
 QUOTE, NEWLINE = ord('"'), ord("\n")

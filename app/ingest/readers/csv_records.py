@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ import pandas as pd
 from app.ingest.mapping import Mapping
 from app.ingest.readers.columns import Converted, Errors, convert, read_batch
 from app.ingest.readers.csv_bytes import (
+    CUT_BYTES,
     MAX_RECORD_BYTES,
     NEWLINE,
     QUOTE,
@@ -79,6 +81,19 @@ class _Records:
         )
         head.row, tail.row = self.row[:k], self.row[k:]
         return head, tail
+
+    def without_blank(self) -> _Records:
+        """The records that are not blank, with their row numbers."""
+        if not self.blank.any():
+            return self
+        keep = ~self.blank
+        lengths = np.diff(self.ends, prepend=0)
+        data = np.frombuffer(self.data, np.uint8)[np.repeat(keep, lengths)].tobytes()
+        kept = _Records(
+            data, np.cumsum(lengths[keep]), self.fields[keep], self.blank[keep], self.python
+        )
+        kept.row = self.row[keep]
+        return kept
 
     @staticmethod
     def join(parts: list[_Records]) -> _Records:
@@ -230,24 +245,33 @@ def read_csv(path: Path, mapping: Mapping, opts: Options, batch_size: int) -> It
         layout = _csv_layout(names, delimiter, plan)
         pending: list[_Records] = []
         waiting = 0
+        skipped = 0  # blank records dropped since the last batch, counted in the next one
+        rows_seen = 0
         for records, final in _cut_blocks(stream.blocks, tail, delimiter):
+            if len(records):
+                rows_seen = int(records.row[-1])
+                # Blank lines leave here, before batching: a file of nothing but newlines
+                # then costs no more memory or time per block than a file of rows.
+                skipped += int(records.blank.sum())
+                records = records.without_blank()
             if len(records):
                 pending.append(records)
                 waiting += len(records)
-            while waiting >= batch_size or (final and waiting):
-                batch = _take(pending, min(batch_size, waiting))
+            while waiting >= batch_size or (final and (waiting or skipped)):
+                batch = _take(pending, min(batch_size, waiting)) if waiting else _no_records()
                 waiting -= len(batch)
-                converted, blank = _csv_batch(batch, layout, plan)
+                converted, _ = _csv_batch(batch, layout, plan)
                 yield read_batch(
                     converted,
                     plan,
                     opts,
-                    blank=blank,
-                    rows_read=int(batch.row[-1]),
+                    blank=skipped,
+                    rows_read=int(batch.row[-1]) if len(batch) and waiting else rows_seen,
                     rows_total=None,
                     bytes_read=stream.position,
                     bytes_total=stream.total,
                 )
+                skipped = 0
 
 
 def _cut_blocks(
@@ -256,8 +280,9 @@ def _cut_blocks(
     """The records of each block after the header, numbered from row 1, and if it is the last."""
     next_row = 1
     final = False
-    while not final:
-        block = next(blocks, None)
+    # what the header left of its block is sliced like any block
+    rest, tail = tail, b""
+    for block in _sliced(itertools.chain([rest], blocks)):
         final = block is None
         data = tail + block if block is not None else tail
         if final and data and not data.endswith(b"\n"):
@@ -278,6 +303,15 @@ def _cut_blocks(
         records.row = np.arange(next_row, next_row + len(records), dtype=np.int64)
         next_row += len(records)
         yield records, final
+
+
+def _sliced(blocks: Iterator[bytes]) -> Iterator[bytes | None]:
+    """The blocks in slices of at most CUT_BYTES, then None: the arrays of one cut stay small
+    however short the records are (8 MiB of newlines would be 8 million records at once)."""
+    for block in blocks:
+        for at in range(0, len(block), CUT_BYTES):
+            yield block[at : at + CUT_BYTES]
+    yield None
 
 
 def _take(pending: list[_Records], n: int) -> _Records:
