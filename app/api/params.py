@@ -85,17 +85,13 @@ class Page:
         return str(nxt)
 
 
-def paging(default: int, maximum: int | None = None) -> Callable[..., Page]:
-    """A paging dependency: `default` items per page, at most `maximum` (else EST_MAX_PAGE_SIZE)."""
+def paging(default: int, maximum: int) -> Callable[..., Page]:
+    """A paging dependency of a JSON list: `default` items per page, at most `maximum`."""
 
     def page_param(
-        settings: SettingsDep,
         limit: Annotated[int, Query(ge=1, le=maximum, description="items per page")] = default,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip")] = 0,
     ) -> Page:
-        cap = maximum if maximum is not None else settings.max_page_size
-        if limit > cap:
-            raise InvalidInput(f"limit may be at most {cap}")
         return Page(limit, offset)
 
     return page_param

@@ -47,8 +47,8 @@ def import_file(
 
     from app.access import admin
     from app.ingest.mapping import load_mapping
-    from app.ingest.pipeline import ImportSpec, file_sha256, run_import, write_rejects
-    from app.ingest.readers import ReadBatch, read_batches
+    from app.ingest.pipeline import file_import, run_import, write_rejects
+    from app.ingest.readers import ReadBatch
     from app.settings import get_settings
 
     settings = get_settings()
@@ -67,14 +67,18 @@ def import_file(
     effective_source = source or chosen.source
     if not effective_source:
         fail("give --source (the mapping names none): records are keyed by source and id")
-    spec = ImportSpec(
+    spec, batches = file_import(
+        path,
+        chosen,
+        settings,
         organisation_id=org_id,
         created_by=cli_actor(),
         source=effective_source,
-        filename=path.name,
-        file_sha256=file_sha256(path),
-        mapping=chosen.model_dump(mode="json"),
+        source_override=source,
+        timezone=timezone,
+        crs=crs,
         accept_valid=accept_valid,
+        batch_size=batch_size,
     )
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -92,17 +96,8 @@ def import_file(
             done = read.bytes_read if read.bytes_total else read.rows_read
             progress.update(task, total=total, completed=done, rows=s.rows)
 
-        batches = read_batches(
-            path,
-            chosen,
-            source_override=source,
-            timezone_override=timezone,
-            crs_override=crs,
-            default_timezone=settings.timezone,
-            batch_size=batch_size,
-        )
         with reported(), db.begin() as conn:
-            summary = run_import(db, conn, get_settings(), spec, batches, on_batch=on_batch)
+            summary = run_import(db, conn, settings, spec, batches, on_batch=on_batch)
     _print_summary(summary, path)
     if summary.rejected:
         write_rejects(summary.rejected, rejects)

@@ -30,7 +30,8 @@ from app.db.deployment import DeploymentCache, Place
 from app.db.jobs import IMPORT_JOBS, Job
 from app.ingest.ahead import ahead_on_a_thread
 from app.ingest.batch import RawBatch, RowError
-from app.ingest.readers import ReadBatch, ReadTotals
+from app.ingest.mapping import Mapping
+from app.ingest.readers import DEFAULT_BATCH_SIZE, ReadBatch, ReadTotals, read_batches
 from app.ingest.store import NOTHING_STORED, PreparedBatch, Staging, UpsertResult, prepare
 from app.ingest.validate import IngestContext, Validated, describe, validate
 from app.settings import Settings
@@ -200,6 +201,46 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def file_import(
+    path: Path,
+    mapping: Mapping,
+    settings: Settings,
+    *,
+    organisation_id: int,
+    created_by: str,
+    source: str,
+    source_override: str | None = None,
+    timezone: str | None = None,
+    crs: str | None = None,
+    accept_valid: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> tuple[ImportSpec, Iterator[ReadBatch]]:
+    """The record and the batches of a file import (`est import`, POST /imports).
+
+    `source` names the rows whose file gives none; times without an offset are read in
+    `timezone`, else the mapping's zone, else EST_TIMEZONE.
+    """
+    spec = ImportSpec(
+        organisation_id=organisation_id,
+        created_by=created_by,
+        source=source,
+        filename=path.name,
+        file_sha256=file_sha256(path),
+        mapping=mapping.model_dump(mode="json"),
+        accept_valid=accept_valid,
+    )
+    batches = read_batches(
+        path,
+        mapping,
+        source_override=source_override,
+        timezone_override=timezone,
+        crs_override=crs,
+        default_timezone=settings.timezone,
+        batch_size=batch_size,
+    )
+    return spec, batches
 
 
 def whole(batch: RawBatch) -> ReadBatch:

@@ -13,8 +13,7 @@ from pydantic import BaseModel
 from app.api.deps import DeploymentDep, EngineDep, SessionDep, SettingsDep, WriterPrincipal
 from app.core.errors import InvalidInput, Rejected
 from app.ingest.mapping import load_mapping, preset_names
-from app.ingest.pipeline import ImportSpec, ImportSummary, file_sha256, run_import
-from app.ingest.readers import read_batches
+from app.ingest.pipeline import ImportSummary, file_import, run_import
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
 SHOWN_REJECTS = 1000
@@ -85,22 +84,17 @@ def import_file(
         path = Path(folder) / name
         with path.open("wb") as target:
             shutil.copyfileobj(file.file, target, length=1 << 20)
-        spec = ImportSpec(
+        spec, batches = file_import(
+            path,
+            chosen,
+            settings,
             organisation_id=principal.organisation_id,
             created_by=principal.subject,
             source=effective_source,
-            filename=name,
-            file_sha256=file_sha256(path),
-            mapping=chosen.model_dump(mode="json"),
-            accept_valid=accept_valid,
-        )
-        batches = read_batches(
-            path,
-            chosen,
             source_override=source,
-            timezone_override=timezone,
-            crs_override=crs,
-            default_timezone=settings.timezone,
+            timezone=timezone,
+            crs=crs,
+            accept_valid=accept_valid,
         )
         summary = run_import(
             engine, session.connection(), settings, spec, batches, cache=deployment

@@ -56,13 +56,15 @@ def grid_layer(
     if not privacy.has_grant(conn, principal.organisation_id, area):
         raise NotFound(f"no area {area!r} that your organisation has a grant on")
     chosen = privacy.period_of(period, day)
+    current = deployment.get(conn)
     members: dict[str, object] = {"area": area, "period": _period(chosen)}
     if exact:
         if not privacy.has_raw_grant(conn, principal, area):
             raise Forbidden("exact counts need the analyst role and a raw grant on the area")
         codes = _group(conn, group)
-        timezone = deployment.get(conn).timezone
-        grid = privacy.exact_grid(conn, principal, area, cell_size_m, chosen, timezone, codes)
+        grid = privacy.exact_grid(
+            conn, principal, area, cell_size_m, chosen, current.timezone, codes
+        )
         members["exact"] = True
     else:
         if group is not None:
@@ -71,7 +73,7 @@ def grid_layer(
         grid = privacy.viewer_grid(conn, protected, area, cell_size_m, chosen, group)
         members.update(exact=False, protection=protected.describe())
     cells = cell_polygons(grid.ix, grid.iy, cell_size_m)
-    polygons = geometries(transform_geometries(cells, deployment.get(conn).srid, LONLAT))
+    polygons = geometries(transform_geometries(cells, current.srid, LONLAT))
     features = [
         {
             "type": "Feature",

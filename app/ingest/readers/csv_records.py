@@ -266,7 +266,7 @@ def read_csv(path: Path, mapping: Mapping, opts: Options, batch_size: int) -> It
                     plan,
                     opts,
                     blank=skipped,
-                    rows_read=int(batch.row[-1]) if len(batch) and waiting else rows_seen,
+                    rows_read=int(batch.row[-1]) if waiting else rows_seen,
                     rows_total=None,
                     bytes_read=stream.position,
                     bytes_total=stream.total,
