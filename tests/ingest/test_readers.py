@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import math
+import tracemalloc
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -356,6 +357,24 @@ def test_a_gzipped_csv_reads_like_the_plain_one_and_reports_bytes(tmp_path: Path
     ]
     assert [p[0] for p in progress] == [10, 20, 30]
     assert progress[-1][1] == progress[-1][2] == packed.stat().st_size
+
+
+def test_a_gzip_of_nothing_but_newlines_reads_in_bounded_memory(tmp_path: Path) -> None:
+    """48 MiB of empty lines: counted, not held. Memory stays a few blocks whatever the size."""
+    path = tmp_path / "blank.csv.gz"
+    lines = 48 << 20
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(EST_HEADER.encode() + b"\n" + b"\n" * lines + row_line("last").encode() + b"\n")
+    tracemalloc.start()
+    try:
+        batches = list(read_batches(path, load_mapping("est")))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sum(b.blank_rows for b in batches) == lines
+    assert [r for b in batches for r in b.batch.row.tolist()] == [lines + 1]
+    blocks = csv_bytes.BLOCK_BYTES
+    assert peak < 10 * blocks, f"{peak / 2**20:.0f} MiB traced for a file of empty lines"
 
 
 # --- CSV structure ---------------------------------------------------------------------------

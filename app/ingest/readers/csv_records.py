@@ -240,14 +240,17 @@ def _csv_layout(names: list[str], delimiter: str, plan: Plan) -> _CsvLayout:
 def read_csv(path: Path, mapping: Mapping, opts: Options, batch_size: int) -> Iterator[ReadBatch]:
     """Read a CSV file in batches of at most batch_size records."""
     with ByteStream(path, mapping.encoding) as stream:
-        names, delimiter, tail = read_header(stream.blocks, mapping.delimiter)
+        names, delimiter, rest = read_header(stream.blocks, mapping.delimiter)
+        # what the header left of its block is cut like any block (and not held on to)
+        blocks = itertools.chain([rest], stream.blocks)
+        del rest
         plan = plan_for(mapping, names, opts)
         layout = _csv_layout(names, delimiter, plan)
         pending: list[_Records] = []
         waiting = 0
         skipped = 0  # blank records dropped since the last batch, counted in the next one
         rows_seen = 0
-        for records, final in _cut_blocks(stream.blocks, tail, delimiter):
+        for records, final in _cut_blocks(blocks, delimiter):
             if len(records):
                 rows_seen = int(records.row[-1])
                 # Blank lines leave here, before batching: a file of nothing but newlines
@@ -274,15 +277,12 @@ def read_csv(path: Path, mapping: Mapping, opts: Options, batch_size: int) -> It
                 skipped = 0
 
 
-def _cut_blocks(
-    blocks: Iterator[bytes], tail: bytes, delimiter: str
-) -> Iterator[tuple[_Records, bool]]:
+def _cut_blocks(blocks: Iterator[bytes], delimiter: str) -> Iterator[tuple[_Records, bool]]:
     """The records of each block after the header, numbered from row 1, and if it is the last."""
     next_row = 1
     final = False
-    # what the header left of its block is sliced like any block
-    rest, tail = tail, b""
-    for block in _sliced(itertools.chain([rest], blocks)):
+    tail = b""
+    for block in _sliced(blocks):
         final = block is None
         data = tail + block if block is not None else tail
         if final and data and not data.endswith(b"\n"):
