@@ -11,9 +11,19 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.errors import document_text_rules, install_error_handlers, problem_responses
 from app.api.middleware import BodySizeLimit, HeadAsGet, RateLimiter, RefuseNulBytes
-from app.api.routes import access, areas, health, imports, incident_writes, incidents, layers
+from app.api.routes import (
+    access,
+    areas,
+    health,
+    imports,
+    incident_writes,
+    incidents,
+    layers,
+    profiles,
+    runs,
+)
 from app.db.deployment import DeploymentCache
-from app.db.engine import app_engine
+from app.db.engine import app_engine, system_engine
 from app.settings import Settings, get_settings
 
 
@@ -22,11 +32,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level.upper())
     engine = app_engine(settings)
+    jobs = system_engine(settings)  # runs started over the API work as the nightly ones do
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         engine.dispose()
+        jobs.dispose()
 
     production = settings.environment == "production"
     app = FastAPI(
@@ -39,11 +51,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.system_engine = jobs
     app.state.deployment = DeploymentCache()
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute)
     install_error_handlers(app)
-    for module in (health, access, areas, incidents, incident_writes, imports, layers):
+    routers = (health, access, areas, profiles, incidents, incident_writes, imports, layers, runs)
+    for module in routers:
         app.include_router(module.router, responses=problem_responses())
     generate = app.openapi
     app.openapi = lambda: document_text_rules(generate())  # type: ignore[method-assign]

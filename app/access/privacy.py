@@ -28,12 +28,14 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from app.access.auth import Principal
 from app.access.visibility import VISIBLE_SQL
 from app.core.errors import InvalidInput
+from geo.grid import cell_polygons
 
 IntArray = npt.NDArray[np.int64]
 PeriodKind = Literal["week", "4weeks", "12weeks", "tertial", "year"]
@@ -252,3 +254,58 @@ def exact_grid(
 def _grid(cell_size_m: int, period: Period, rows: list[tuple[int, int, int]]) -> Grid:
     table = np.array(rows, dtype=np.int64).reshape(-1, 3)
     return Grid(cell_size_m, period, table[:, 0], table[:, 1], table[:, 2])
+
+
+def as_system(conn: Connection) -> None:
+    """Let est.viewer_grid answer the nightly run for every area (a session of est_system only).
+
+    The database checks the session's role itself, so the app role cannot use this.
+    """
+    conn.execute(text("SELECT set_config('est.role', 'system', true)"))
+
+
+def weekly_grids(
+    conn: Connection,
+    protected: Protection,
+    area_code: str,
+    cell_size_m: int,
+    mondays: list[date],
+    group: str | None,
+) -> list[Grid]:
+    """The shown counts of each of the weeks that start on the given Mondays."""
+    return [
+        viewer_grid(conn, protected, area_code, cell_size_m, period_of("week", m), group)
+        for m in mondays
+    ]
+
+
+def summed(grids: list[Grid], cell_size_m: int) -> Grid:
+    """The cell-by-cell sum of shown counts (of one cell size): what a viewer could add up
+    from the weekly answers themselves, so it tells no more than they do."""
+    if not grids:
+        empty = np.zeros(0, dtype=np.int64)
+        return Grid(cell_size_m, Period("week", date.min, date.min), empty, empty, empty)
+    ix = np.concatenate([g.ix for g in grids])
+    iy = np.concatenate([g.iy for g in grids])
+    count = np.concatenate([g.count for g in grids])
+    keys, inverse = np.unique(np.column_stack([iy, ix]), axis=0, return_inverse=True)
+    totals = np.bincount(inverse.ravel(), weights=count, minlength=len(keys)).astype(np.int64)
+    first = min(g.period.first_day for g in grids)
+    end = max(g.period.end_day for g in grids)
+    return Grid(cell_size_m, Period("weeks", first, end), keys[:, 1], keys[:, 0], totals)
+
+
+def covered_cells(grid: Grid, polygons: list[object]) -> list[tuple[IntArray, int]]:
+    """Per analyst polygon (a hotspot hull), the shown cells it touches and their shown total.
+
+    This is the viewer version of a hotspot: the union of cells that already show a count, and
+    that count; no vertex of the hull (an incident's coordinates) reaches the viewer.
+    """
+    cells = cell_polygons(grid.ix, grid.iy, grid.cell_size_m)
+    tree = shapely.STRtree(cells)
+    out = []
+    for polygon in polygons:
+        hit = np.sort(tree.query(polygon, predicate="intersects")).astype(np.int64)
+        hit = hit[grid.count[hit] > 0]
+        out.append((hit, int(grid.count[hit].sum())))
+    return out

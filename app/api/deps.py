@@ -45,8 +45,15 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
+def get_system_engine(request: Request) -> Engine:
+    """Return the system role's engine: what runs started over the API compute with."""
+    engine: Engine = request.app.state.system_engine
+    return engine
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+SystemEngineDep = Annotated[Engine, Depends(get_system_engine)]
 DeploymentDep = Annotated[DeploymentCache, Depends(get_deployment_cache)]
 
 
@@ -150,3 +157,4 @@ WriterPrincipal = Annotated[
 LayerReaderPrincipal = Annotated[
     Principal, Depends(require_roles(Role.analyst, Role.viewer, Role.admin, Role.reporter))
 ]
+ProfileReaderPrincipal = Annotated[Principal, Depends(require_roles(Role.analyst, Role.admin))]

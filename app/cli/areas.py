@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import console, fail, reported, system_engine
+from app.cli.common import cli_actor, console, fail, reported, system_engine
 from app.core import AREAS_FILE
 
 app = typer.Typer(help="Load and combine areas (kommuner, län, LPO unions).", no_args_is_help=True)
@@ -22,17 +22,20 @@ def load(
     """Load kommun and län boundaries (SCB layout); a changed boundary becomes a new version."""
     from app.db.areas import load_areas
     from app.ingest.areas import read_kommun_file
+    from app.runs.profiles import ensure_default_profiles
 
     if not path.exists():
         fail(f"{path} does not exist")
     with reported():
         frame = read_kommun_file(path)
-    with system_engine().begin() as conn:
+    with reported(), system_engine().begin() as conn:
         result = load_areas(conn, frame)
+        profiled = ensure_default_profiles(conn, cli_actor())
     console.print(
         f"{len(frame)} areas from {path.name}: {result.created} created, "
         f"{result.updated} updated, {result.unchanged} unchanged"
     )
+    _print_profiled(profiled)
 
 
 @app.command("union")
@@ -43,7 +46,16 @@ def union(
 ) -> None:
     """Create (or replace) an area that is the union of other areas, such as an LPO."""
     from app.db.areas import create_union_area
+    from app.runs.profiles import ensure_default_profiles
 
     with system_engine().begin() as conn, reported():
         create_union_area(conn, code, name, [c.strip() for c in of.split(",") if c.strip()])
+        profiled = ensure_default_profiles(conn, cli_actor())
     console.print(f"area {code} = union of {of}")
+    _print_profiled(profiled)
+
+
+def _print_profiled(count: int) -> None:
+    from app.runs.profiles import DEFAULT_NAME
+
+    console.print(f"{count} areas got the default profile {DEFAULT_NAME!r}")

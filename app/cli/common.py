@@ -90,8 +90,11 @@ def owner_engine() -> Engine:
 
 
 def cli_actor() -> str:
-    """Who the audit log names for a command: the operating-system user."""
-    return f"cli:{getpass.getuser()}"
+    """Who the audit log names for a command: the operating-system user (or just `cli`)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no LOGNAME/USER and no passwd entry (a bare container)
+        return "cli"
 
 
 def parse_date(value: str | None, option: str) -> datetime | None:

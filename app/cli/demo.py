@@ -20,6 +20,9 @@ def demo(
         Path | None, typer.Option(help="Also load the polisen.se events archive (CSV, .gz ok).")
     ] = None,
     keys: Annotated[bool, typer.Option(help="Print fresh demo API keys.")] = True,
+    recompute: Annotated[
+        bool, typer.Option(help="Compute and publish the demo areas' runs afterwards.")
+    ] = True,
 ) -> None:
     """Load demo incidents for Svalöv, Eslöv, Klippan, Sölvesborg and Älmhult."""
     from app.core.taxonomy import load_taxonomy
@@ -33,6 +36,14 @@ def demo(
     for name, r in results.items():
         table.add_row(name, str(r.created), str(r.updated), str(r.unchanged))
     console.print(table)
+    if recompute:
+        # the newcomer sees a published lägesbild: last week's (closed) and this week's so far
+        from app.cli.recompute import recompute_areas
+        from app.ops.demo import load_demo_plan
+
+        kommuner, unions = load_demo_plan()
+        codes = [k.code for k in kommuner] + [str(u["code"]) for u in unions]
+        recompute_areas(codes, ["last", "current"])
     if polisen is not None:
         # the archive is imported like any file, with the polisen-csv preset (area_centroid)
         with system_engine().begin() as conn:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -288,26 +289,68 @@ class IncidentArea(Base):
 
 
 class AnalysisProfile(Base):
-    """How an area's hotspots are computed: window, methods and parameters, category group."""
+    """How an area's hotspots are computed: window, methods and parameters, category group.
+
+    organisation_id is the organisation that keeps it (NULL: the area's default profile);
+    every change raises `version` and is kept in analysis_profile_version.
+    """
 
     __tablename__ = "analysis_profile"
-    __table_args__ = (UniqueConstraint("area_id", "name"),)
+    __table_args__ = (
+        Index(
+            "uq_analysis_profile_area_owner_name",
+            "area_id",
+            func.coalesce(text("organisation_id"), 0),
+            "name",
+            unique=True,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
     area_id: Mapped[int] = mapped_column(ForeignKey("area.id", ondelete="CASCADE"))
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"),
+        comment="The organisation that keeps the profile; NULL for the area's default profile.",
+    )
     name: Mapped[str] = mapped_column(String(64))
     category_group_code: Mapped[str] = mapped_column(ForeignKey("category_group.code"))
     window_days: Mapped[int] = mapped_column(Integer)
     methods: Mapped[dict[str, Any]]
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    cell_size_m: Mapped[int] = mapped_column(Integer, server_default="250")
+    exclude_area_centroids: Mapped[bool] = mapped_column(Boolean, server_default="true")
     active: Mapped[bool] = mapped_column(Boolean, server_default="true")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AnalysisProfileVersion(Base):
+    """One version of a profile, as the document `est profiles import` reads."""
+
+    __tablename__ = "analysis_profile_version"
+
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("analysis_profile.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[dict[str, Any]]
+    changed_by: Mapped[str] = mapped_column(String(128))
+    changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class HotspotRun(Base):
     """One computation of an area's layers: what went in, how, and how it went."""
 
     __tablename__ = "hotspot_run"
+    __table_args__ = (
+        Index(
+            "ix_hotspot_run_area_profile_period",
+            "area_id",
+            "profile_id",
+            "period_kind",
+            "period_label",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     area_id: Mapped[int] = mapped_column(ForeignKey("area.id", ondelete="CASCADE"), index=True)
@@ -325,6 +368,14 @@ class HotspotRun(Base):
     counts: Mapped[dict[str, Any] | None]
     provenance: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
+    period_kind: Mapped[str] = mapped_column(String(16), server_default="week")
+    period_label: Mapped[str] = mapped_column(String(32), server_default="")
+    provisional: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    profile_version: Mapped[int | None] = mapped_column(Integer)
+    input_digest: Mapped[str | None] = mapped_column(String(64))
+    published_at: Mapped[datetime | None]
+    figures: Mapped[dict[str, Any] | None]
+    notes: Mapped[dict[str, Any] | None]
 
 
 class Hotspot(Base):
@@ -343,6 +394,8 @@ class Hotspot(Base):
     incident_count: Mapped[int] = mapped_column(Integer)
     area_m2: Mapped[float] = mapped_column(Double)
     stats: Mapped[dict[str, Any]]
+    viewer_geom = mapped_column(_geometry("MULTIPOLYGON"), nullable=True)
+    viewer_count: Mapped[int | None] = mapped_column(Integer)
 
 
 class RunCell:
@@ -387,6 +440,63 @@ class EmergingCell(RunCell, Base):
     trend_p: Mapped[float | None] = mapped_column(Double)
     hot_steps: Mapped[int] = mapped_column(Integer)
     cold_steps: Mapped[int] = mapped_column(Integer)
+
+
+class ForecastCell(RunCell, Base):
+    """The forecast risk of one grid cell for the week after the run's week, ranked."""
+
+    __tablename__ = "forecast_cell"
+
+    risk: Mapped[float] = mapped_column(Double)
+    rank: Mapped[int] = mapped_column(Integer)
+    flagged: Mapped[bool] = mapped_column(Boolean)
+
+
+class ViewerCell(Base):
+    """A cell of a run's viewer layer (counts, density, gistar, emerging, forecast).
+
+    Built by the privacy module from shown counts only: `shown` is the protected count, `value`
+    the layer's measure (density, z, risk), `bin` the Gi* confidence bin, `pattern` the
+    emerging-hotspot class.
+    """
+
+    __tablename__ = "viewer_cell"
+    __table_args__ = (
+        {
+            "comment": "Viewer layers of a run (counts, density, gistar, emerging, forecast), "
+            "from shown counts."
+        },
+    )
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("hotspot_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    layer: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cell_size_m: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ix: Mapped[int] = mapped_column(Integer, primary_key=True)
+    iy: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shown: Mapped[int | None] = mapped_column(Integer)
+    value: Mapped[float | None] = mapped_column(Double)
+    bin: Mapped[int | None] = mapped_column(SmallInteger)
+    pattern: Mapped[str | None] = mapped_column(String(32))
+
+
+class AreaFigure(Base):
+    """A category group's counts in a run's week against its baselines, with the change tests."""
+
+    __tablename__ = "area_figure"
+    __table_args__ = (CheckConstraint("audience IN ('analyst', 'viewer')", name="audience"),)
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("hotspot_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    audience: Mapped[str] = mapped_column(String(8), primary_key=True)
+    group_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    this_week: Mapped[int] = mapped_column(Integer)
+    last_week: Mapped[int] = mapped_column(Integer)
+    same_week_last_year: Mapped[int] = mapped_column(Integer)
+    mean_12_weeks: Mapped[float] = mapped_column(Double)
+    tests: Mapped[dict[str, Any]]
 
 
 class LayerCurrent(Base):

@@ -30,6 +30,7 @@ from app.db.areas import create_union_area
 from app.db.deployment import storage_srid
 from app.ingest.batch import RawBatch
 from app.ingest.pipeline import ImportSpec, ImportSummary, run_import, whole
+from app.runs.profiles import ensure_default_profiles
 from app.settings import Settings
 from clustering.synthetic import HotspotSpec, Trend, generate_incidents
 from geo.crs import from_lonlat
@@ -212,7 +213,7 @@ def load_demo(
     seed: int = 0,
     weeks: int = 26,
 ) -> dict[str, ImportSummary]:
-    """Create the demo organisations, union areas and incidents; return what each kommun got.
+    """Create the demo organisations, unions, incidents and profiles; return what each kommun got.
 
     The incidents go through the import pipeline like any file, in the caller's transaction.
     """
@@ -251,6 +252,7 @@ def load_demo(
         for code in [union["code"], *union["of"]]:
             grant_area(conn, union["code"], code, GrantLevel.raw, "est demo")
     ensure_organisation(conn, OPERATOR_CODE, "EST Lägesbild drift (demo)", OPERATOR_KIND)
+    ensure_default_profiles(conn, "est demo")
     return results
 
 

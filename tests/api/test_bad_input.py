@@ -12,7 +12,15 @@ from fastapi.testclient import TestClient
 from tests.conftest import World
 
 NUL = "a\x00b"
-PATH_VALUES = {"incident_id": "1", "code": "1285", "key_id": "x", "organisation": "o", "area": "a"}
+PATH_VALUES = {
+    "incident_id": "1",
+    "code": "1285",
+    "key_id": "x",
+    "organisation": "o",
+    "area": "a",
+    "run_id": "1",
+    "name": "standard",
+}
 
 
 def _operations(client: TestClient) -> list[tuple[str, str, dict[str, Any]]]:

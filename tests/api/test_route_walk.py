@@ -23,6 +23,8 @@ BODIES = {
     "/api/v1/organisations": {"code": "walk-org", "name": "Walk", "kind": "other"},
     # harmless when it succeeds: an aggregate grant far from the test incidents
     "/api/v1/grants": {"organisation": "utan-grant", "area": "0765", "level": "aggregate"},
+    # a run of week 41 in Eslöv: computed once, skipped after that
+    "/api/v1/runs": {"area": "1285", "week": "2026-W41"},
 }
 # Text that only raw incidents carry (free text, external ids), by the kommun they lie in, and
 # the keys that may see them.
@@ -39,6 +41,8 @@ def _calls(client: TestClient, world: World) -> list[tuple[str, str, dict[str, A
         "incident_id": str(eslov_incident),
         "code": "1285",
         "key_id": "000000000000",
+        "run_id": "1",
+        "name": "standard",
         # the grant the walk itself creates (BODIES), so that no later test loses its grants
         "organisation": "utan-grant",
         "area": "0765",

@@ -39,7 +39,16 @@ DESIGN_TABLES = {
     "api_key",
     "audit_log",
 }
-ALL_TABLES = DESIGN_TABLES | {"import_job", "idempotency_key", "privacy", "privacy_secret"}
+ALL_TABLES = DESIGN_TABLES | {
+    "import_job",
+    "idempotency_key",
+    "privacy",
+    "privacy_secret",
+    "analysis_profile_version",
+    "forecast_cell",
+    "viewer_cell",
+    "area_figure",
+}
 
 
 def _tables(settings: Settings) -> set[str]:

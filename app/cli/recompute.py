@@ -1,0 +1,205 @@
+"""`est recompute` (the week's lägesbild, by hand) and `est runs list|show` (what ran, how)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from app.cli.common import console, err, fail, reported, system_engine
+
+runs_app = typer.Typer(help="Hotspot runs: what was computed, how and from what.")
+
+
+def recompute(
+    area: Annotated[
+        list[str] | None, typer.Option("--area", help="Area code; repeat for several.")
+    ] = None,
+    all_areas: Annotated[
+        bool, typer.Option("--all", help="Every area with an active profile.")
+    ] = False,
+    profile: Annotated[str | None, typer.Option(help="Only this profile (default: all).")] = None,
+    week: Annotated[
+        str, typer.Option(help="ISO week (2026-W48), current (the open week) or last.")
+    ] = "current",
+    force: Annotated[bool, typer.Option(help="Compute even when nothing changed.")] = False,
+) -> None:
+    """Compute and publish the week's runs of areas: one line per area and profile."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from app.db.deployment import read_deployment
+    from app.runs import recompute as runs
+
+    if not area and not all_areas:
+        fail("name areas with --area CODE (repeatable) or give --all")
+    db = system_engine()
+    with reported(), db.connect() as conn:
+        tz = read_deployment(conn).timezone
+        chosen = runs.run_week(week, tz, datetime.now(ZoneInfo(tz)))
+        pairs = runs.profiles_to_run(conn, None if all_areas else area, profile)
+    if not pairs:
+        fail("no active profile to run")
+    outcomes = run_pairs(db, pairs, chosen, force)
+    _summary(outcomes)
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(code=4)
+
+
+def run_pairs(db: Any, pairs: list[Any], chosen: Any, force: bool = False) -> list[Any]:
+    """Run each (area, profile) for the week with a spinner per area; failures are recorded
+    (in the run's row and in the outcome) and the other areas go on."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from app.runs import recompute as runs
+
+    outcomes: list[runs.Outcome] = []
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.fields[stage]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        for code, p in pairs:
+            task = progress.add_task(f"{code} {p.name} {chosen.label}", stage="")
+
+            def on_stage(name: str, task: Any = task) -> None:
+                progress.update(task, stage=name)
+
+            try:
+                outcome = runs.recompute(db, code, p, chosen, force=force, progress=on_stage)
+            except Exception as exc:  # one area's failure is recorded; the others go on
+                outcome = runs.Outcome(code, p.name, chosen.label, "failed", None, str(exc))
+            progress.remove_task(task)
+            outcomes.append(outcome)
+    return outcomes
+
+
+def recompute_areas(codes: list[str], weeks: list[str]) -> None:
+    """Run the default profiles of some areas for some weeks and print the summary."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from app.db.deployment import read_deployment
+    from app.runs import recompute as runs
+
+    db = system_engine()
+    outcomes = []
+    for week in weeks:
+        with reported(), db.connect() as conn:
+            tz = read_deployment(conn).timezone
+            chosen = runs.run_week(week, tz, datetime.now(ZoneInfo(tz)))
+            pairs = runs.profiles_to_run(conn, codes, runs.DEFAULT_PROFILE)
+        outcomes += run_pairs(db, pairs, chosen)
+    _summary(outcomes)
+
+
+def _summary(outcomes: list[Any]) -> None:
+    table = Table(
+        "area",
+        "profile",
+        "week",
+        "status",
+        "run",
+        "incidents",
+        "hotspots",
+        "seconds",
+        "note",
+        title="Recompute",
+    )
+    for o in outcomes:
+        seconds = sum(o.timings.values()) if o.timings else 0.0
+        table.add_row(
+            o.area,
+            o.profile,
+            o.week,
+            {
+                "succeeded": "[green]published[/green]" if o.published else "stored",
+                "skipped": "skipped",
+                "failed": "[red]failed[/red]",
+            }[o.status],
+            str(o.run_id or "—"),
+            str(o.counts.get("window", "")),
+            str(o.counts.get("hotspots", "")),
+            f"{seconds:.1f}" if o.timings else "",
+            o.detail,
+        )
+    console.print(table)
+
+
+@runs_app.command("list")
+def list_runs(
+    area: Annotated[list[str] | None, typer.Option("--area", help="Area code.")] = None,
+    week: Annotated[str | None, typer.Option(help="ISO week, e.g. 2026-W48.")] = None,
+    status: Annotated[str | None, typer.Option(help="running, succeeded or failed.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 30,
+) -> None:
+    """Runs, newest first: status, week, counts and how long each stage took."""
+    from app.runs.history import list_runs as read
+
+    with reported(), system_engine().connect() as conn:
+        rows, total = read(conn, area_codes=area, week=week, status=status, limit=limit)
+    table = Table(
+        "run",
+        "area",
+        "profile",
+        "week",
+        "status",
+        "current",
+        "incidents",
+        "hotspots",
+        "seconds",
+        title=f"Runs ({len(rows)} of {total})",
+    )
+    for r in rows:
+        counts, timings = r["counts"] or {}, r["timings"] or {}
+        table.add_row(
+            str(r["id"]),
+            r["area"],
+            r["profile"] + (f" ({r['profile_organisation']})" if r["profile_organisation"] else ""),
+            r["period_label"] + (" (provisional)" if r["provisional"] else ""),
+            r["status"],
+            "yes" if r["current"] else "",
+            str(counts.get("window", "")),
+            str(counts.get("hotspots", "")),
+            f"{sum(timings.values()):.1f}" if timings else "",
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def show_run(run_id: Annotated[int, typer.Argument(help="The run's id.")]) -> None:
+    """One run: status, window, timings, counts, parameters, provenance, notes and figures."""
+    import yaml
+
+    from app.runs.history import get_run
+
+    with reported(), system_engine().connect() as conn:
+        run = get_run(conn, run_id)
+    figures = run.pop("area_figures")
+    console.print(yaml.safe_dump(run, allow_unicode=True, sort_keys=False), highlight=False)
+    table = Table(
+        "audience",
+        "group",
+        "week",
+        "last week",
+        "last year",
+        "12-week mean",
+        "changes",
+        title="Area figures",
+    )
+    for f in figures:
+        changed = [f"{name} {t['direction']}" for name, t in f["tests"].items() if t["significant"]]
+        table.add_row(
+            f["audience"],
+            f["group_code"],
+            str(f["this_week"]),
+            str(f["last_week"]),
+            str(f["same_week_last_year"]),
+            f"{f['mean_12_weeks']:.1f}",
+            ", ".join(changed) or "—",
+        )
+    console.print(table)

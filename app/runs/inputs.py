@@ -1,0 +1,221 @@
+"""What a run reads: the area, its incidents in the weeks the methods need, the input's digest,
+the exact counts of the area figures and the previous published run's hotspots and forecast.
+
+Runs read as the system role (est_system, which row-level security lets read every area): a
+run is the deployment's own work, and what it publishes is then served by the access rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import shapely
+from shapely import wkb as shapely_wkb
+from sqlalchemy import Connection, text
+
+from app.core.errors import NotFound
+from app.runs.figures import GroupCounts, figure_mondays
+from app.runs.profiles import ProfileSettings
+from clustering.weeks import week_numbers
+
+NO_PLACE = ("area_centroid", "unknown")  # points that stand for an area, not a place
+
+
+@dataclass(frozen=True)
+class AreaRow:
+    """An area as a run needs it."""
+
+    id: int
+    code: str
+    name: str
+    geom: shapely.Geometry
+
+
+def load_area(conn: Connection, code: str) -> AreaRow:
+    """The area by code, with its polygon in the storage CRS."""
+    row = conn.execute(
+        text("SELECT id, code, name, ST_AsBinary(geom) AS wkb FROM est.area WHERE code = :c"),
+        {"c": code},
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no area {code!r}")
+    return AreaRow(row.id, row.code, row.name, shapely_wkb.loads(bytes(row.wkb)))
+
+
+def group_codes(conn: Connection, group: str) -> list[str] | None:
+    """The categories of a profile's group (None for all categories)."""
+    if group == "all":
+        return None
+    return list(
+        conn.scalars(
+            text("SELECT category_code FROM est.category_group_member WHERE group_code = :g"),
+            {"g": group},
+        )
+    )
+
+
+def input_digest(
+    conn: Connection, area_id: int, since: datetime, until: datetime, profile_version: int
+) -> str:
+    """A digest of every incident of the area that a run of [since, until) may read, deleted
+    ones included: any new, changed or deleted incident changes it."""
+    digest = conn.scalar(
+        text("""
+        SELECT md5(:version || '|' || coalesce(string_agg(
+                   i.id || ':' || extract(epoch FROM i.updated_at) || ':'
+                   || coalesce(extract(epoch FROM i.deleted_at)::text, ''), ',' ORDER BY i.id), ''))
+        FROM est.incident i JOIN est.incident_area ia ON ia.incident_id = i.id
+        WHERE ia.area_id = :area AND i.occurred_from >= :since AND i.occurred_from < :until
+    """),
+        {"area": area_id, "since": since, "until": until, "version": str(profile_version)},
+    )
+    return str(digest)
+
+
+@dataclass(frozen=True)
+class Incidents:
+    """The incidents a run uses, and how many it left out and why."""
+
+    xy: npt.NDArray[np.float64]
+    time: npt.NDArray[np.datetime64]
+    week: npt.NDArray[np.int64]
+    category: npt.NDArray[np.object_]
+    left_out: dict[str, int]
+
+
+def load_incidents(
+    conn: Connection,
+    area_id: int,
+    since: datetime,
+    until: datetime,
+    settings: ProfileSettings,
+    tz: str,
+) -> Incidents:
+    """The area's incidents of [since, until) in the profile's categories, with a place."""
+    codes = group_codes(conn, settings.category_group)
+    rows = conn.execute(
+        text("""
+        SELECT ST_X(i.geom) AS x, ST_Y(i.geom) AS y, i.occurred_from, i.category_code,
+               i.location_precision::text AS precision, c.sensitive
+        FROM est.incident i
+        JOIN est.incident_area ia ON ia.incident_id = i.id AND ia.area_id = :area
+        JOIN est.category c ON c.code = i.category_code
+        WHERE i.deleted_at IS NULL AND i.occurred_from >= :since AND i.occurred_from < :until
+          AND (CAST(:codes AS text[]) IS NULL OR i.category_code = ANY(CAST(:codes AS text[])))
+        ORDER BY i.id
+    """),
+        {"area": area_id, "since": since, "until": until, "codes": codes},
+    ).all()
+    frame = pd.DataFrame(rows, columns=["x", "y", "t", "category", "precision", "sensitive"])
+    sensitive = frame["sensitive"].astype(bool).to_numpy()
+    centroid = (frame["precision"] == "area_centroid").to_numpy()
+    unknown = (frame["precision"] == "unknown").to_numpy()
+    keep = ~sensitive & ~unknown
+    if settings.exclude_area_centroids:
+        keep &= ~centroid
+    left_out = {
+        "sensitive": int(sensitive.sum()),
+        "area_centroid": int((centroid & ~sensitive).sum())
+        if settings.exclude_area_centroids
+        else 0,
+        "unknown_location": int((unknown & ~sensitive).sum()),
+    }
+    used = frame[keep]
+    times = pd.to_datetime(used["t"], utc=True)
+    return Incidents(
+        xy=used[["x", "y"]].to_numpy(dtype=np.float64).reshape(-1, 2),
+        time=times.dt.tz_localize(None).to_numpy(dtype="datetime64[us]"),
+        week=week_numbers(times, tz).astype(np.int64),
+        category=used["category"].to_numpy(dtype=object),
+        left_out=left_out,
+    )
+
+
+def figure_counts(
+    conn: Connection, area_id: int, monday: date, settings: ProfileSettings, tz: str
+) -> list[GroupCounts]:
+    """Exact counts per category group for the figures' weeks (the run's filters: no sensitive
+    categories, places only unless the profile keeps area centroids)."""
+    weeks = figure_mondays(monday)
+    first = min(m for ms in weeks.values() for m in ms)
+    kept = ["exact", "address", "street"] + (
+        [] if settings.exclude_area_centroids else ["area_centroid"]
+    )
+    rows = conn.execute(
+        text("""
+        SELECT m.group_code, (date_trunc('week', i.occurred_from AT TIME ZONE :tz))::date AS monday,
+               count(*)::integer AS n
+        FROM est.incident i
+        JOIN est.incident_area ia ON ia.incident_id = i.id AND ia.area_id = :area
+        JOIN est.category c ON c.code = i.category_code AND NOT c.sensitive
+        JOIN est.category_group_member m ON m.category_code = i.category_code
+        WHERE i.deleted_at IS NULL
+          AND i.location_precision::text = ANY(:kept)
+          AND i.occurred_from >= (CAST(:first AS date)::timestamp AT TIME ZONE :tz)
+          AND i.occurred_from < (CAST(:end AS date)::timestamp AT TIME ZONE :tz)
+        GROUP BY 1, 2
+    """),
+        {
+            "tz": tz,
+            "area": area_id,
+            "kept": kept,
+            "first": first,
+            "end": monday + pd.Timedelta(days=7),
+        },
+    ).all()
+    counts: dict[tuple[str, date], int] = {(r.group_code, r.monday): r.n for r in rows}
+    groups = conn.scalars(text("SELECT code FROM est.category_group ORDER BY code")).all()
+    return [
+        GroupCounts(
+            group,
+            counts.get((group, weeks["this_week"][0]), 0),
+            counts.get((group, weeks["last_week"][0]), 0),
+            counts.get((group, weeks["same_week_last_year"][0]), 0),
+            tuple(counts.get((group, m), 0) for m in weeks["previous_12"]),
+        )
+        for group in groups
+    ]
+
+
+def all_group_codes(conn: Connection) -> list[str]:
+    """Every category group, in code order."""
+    return list(conn.scalars(text("SELECT code FROM est.category_group ORDER BY code")))
+
+
+def previous_hotspots(conn: Connection, run_id: int | None, srid: int) -> gpd.GeoDataFrame | None:
+    """The DBSCAN hotspots (not the gone ones) of a published run: id and polygon."""
+    if run_id is None:
+        return None
+    rows = conn.execute(
+        text(
+            "SELECT hotspot_key, ST_AsBinary(geom) AS wkb FROM est.hotspot "
+            "WHERE run_id = :run AND method = 'dbscan' AND change_label <> 'gone' "
+            "AND geom IS NOT NULL ORDER BY hotspot_key"
+        ),
+        {"run": run_id},
+    ).all()
+    return gpd.GeoDataFrame(
+        {"id": [r.hotspot_key for r in rows]},
+        geometry=[shapely_wkb.loads(bytes(r.wkb)) for r in rows],
+        crs=srid,
+    )
+
+
+def flagged_forecast(conn: Connection, run_id: int) -> tuple[int, Any, Any]:
+    """The flagged cells of a run's forecast: cell size and their ix, iy."""
+    rows = conn.execute(
+        text("SELECT cell_size_m, ix, iy FROM est.forecast_cell WHERE run_id = :run AND flagged"),
+        {"run": run_id},
+    ).all()
+    size = rows[0].cell_size_m if rows else 0
+    return (
+        size,
+        np.array([r.ix for r in rows], dtype=np.int64),
+        np.array([r.iy for r in rows], dtype=np.int64),
+    )

@@ -1,0 +1,436 @@
+"""The week's run of an area and profile: read, compute, build viewer layers, publish.
+
+A run is for one ISO week in the deployment's time zone: its window ends at the Monday 00:00
+that closes the week, so "the lägesbild of week 48" is one well-defined run. A run while the
+week is still open computes it so far and is marked provisional. A run is skipped when nothing
+it would read changed since the last published run of that week and profile (the digest of
+app.runs.inputs), unless forced.
+
+The run is a job (app.db.jobs): its row is committed as running at once and keeps a heartbeat;
+everything it computes is written, and layer_current switched, in one transaction that also
+records it succeeded. A failure rolls that back and records why; a killed process leaves the
+row running until its heartbeat is stale, when the next run marks it failed. Either way the
+previous published run stays served.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from importlib import metadata
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, text
+
+from app.core.errors import InvalidInput, NotFound
+from app.db.deployment import read_deployment
+from app.db.jobs import HOTSPOT_RUNS, Job, sweep_stale
+from app.runs import compute as computing
+from app.runs import inputs, publish, viewer
+from app.runs.figures import BASELINE_WEEKS, same_week_last_year, tested
+from app.runs.profiles import DEFAULT_NAME as DEFAULT_PROFILE
+from app.runs.profiles import Profile, find_profile, list_profiles
+from clustering.evaluation import best_possible_hits, hit_rate, pai
+from clustering.weeks import week_numbers
+from geo.grid import cell_index, cells_in_area
+
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunWeek:
+    """The ISO week a run is for, as local dates and instants."""
+
+    monday: date
+    tz: str
+
+    @property
+    def label(self) -> str:
+        """E.g. 2026-W48."""
+        year, week, _ = self.monday.isocalendar()
+        return f"{year}-W{week:02d}"
+
+    def instant(self, day: date) -> datetime:
+        """Local midnight of a day, as an aware datetime."""
+        return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(self.tz))
+
+    @property
+    def start(self) -> datetime:
+        """Monday 00:00 of the week."""
+        return self.instant(self.monday)
+
+    @property
+    def end(self) -> datetime:
+        """The Monday 00:00 that closes the week."""
+        return self.instant(self.monday + timedelta(7))
+
+    @property
+    def number(self) -> int:
+        """The week's number on clustering.weeks' clock."""
+        return int(week_numbers(pd.DatetimeIndex([self.start + timedelta(days=3)]), self.tz)[0])
+
+
+def run_week(spec: str | None, tz: str, now: datetime) -> RunWeek:
+    """The week a run is for: 'current' (default; the open week), 'last' (the last closed one)
+    or an ISO week such as 2026-W48. Weeks that have not begun are refused."""
+    today = now.astimezone(ZoneInfo(tz)).date()
+    this_monday = today - timedelta(days=today.weekday())
+    if spec in (None, "", "current"):
+        return RunWeek(this_monday, tz)
+    if spec == "last":
+        return RunWeek(this_monday - timedelta(7), tz)
+    match = _WEEK.match(spec)
+    if match is None:
+        raise InvalidInput(
+            f"week: {spec!r} is not an ISO week such as 2026-W48 (or current, last)", field="week"
+        )
+    try:
+        monday = date.fromisocalendar(int(match[1]), int(match[2]), 1)
+    except ValueError:
+        raise InvalidInput(f"week: {spec} does not exist", field="week") from None
+    if monday > this_monday:
+        raise InvalidInput(f"week: {spec} has not begun", field="week")
+    return RunWeek(monday, tz)
+
+
+def code_version() -> str:
+    """The installed package's version."""
+    try:
+        return f"est-lagesbild {metadata.version('est-lagesbild')}"
+    except metadata.PackageNotFoundError:
+        return "est-lagesbild (not installed)"
+
+
+@dataclass
+class Outcome:
+    """What happened to one area and profile: computed, skipped or failed, and the run."""
+
+    area: str
+    profile: str
+    week: str
+    status: str  # succeeded | skipped | failed
+    run_id: int | None
+    detail: str = ""
+    counts: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    published: bool = False
+
+
+class _Stages:
+    """Seconds per stage of a run."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.timings: dict[str, float] = {}
+        self.progress = progress
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.progress is not None:
+            self.progress(name)
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - began, 4)
+
+
+def history_weeks(profile: Profile) -> int:
+    """How many weeks up to the run's week its methods read."""
+    s = profile.settings
+    return max(
+        s.window_weeks,
+        s.methods.emerging.window_weeks,
+        s.methods.forecast.weeks,
+        computing.SERIES_WEEKS,
+    )
+
+
+def digest_range(week: RunWeek) -> tuple[datetime, datetime]:
+    """Everything a run reads lies in these instants (the figures reach back a year)."""
+    first = min(
+        same_week_last_year(week.monday), week.monday - timedelta(7 * (BASELINE_WEEKS + 52))
+    )
+    return week.instant(first), week.end
+
+
+@dataclass(frozen=True)
+class Started:
+    """A run recorded as running, ready to compute."""
+
+    job: Job
+    area: inputs.AreaRow
+    profile: Profile
+    week: RunWeek
+    start: datetime
+
+
+def start(
+    engine: Engine,
+    area_code: str,
+    profile: Profile,
+    week: RunWeek,
+    *,
+    force: bool = False,
+    now: datetime | None = None,
+) -> Started | Outcome:
+    """Record the run as running (committed), or say why it is skipped."""
+    now = now or datetime.now(ZoneInfo(week.tz))
+    with engine.begin() as conn:
+        sweep_stale(conn, HOTSPOT_RUNS)
+        area = inputs.load_area(conn, area_code)
+        since, until = digest_range(week)
+        digest = inputs.input_digest(conn, area.id, since, until, profile.version)
+        last = _last_published(conn, area.id, profile.id, week.label)
+    if not force and last is not None and last["input_digest"] == digest:
+        return Outcome(
+            area_code,
+            profile.name,
+            week.label,
+            "skipped",
+            last["id"],
+            f"nothing changed since run {last['id']}",
+        )
+    first = week.instant(week.monday - timedelta(7 * (history_weeks(profile) - 1)))
+    job = Job.start(
+        engine,
+        HOTSPOT_RUNS,
+        {
+            "area_id": area.id,
+            "profile_id": profile.id,
+            "parameters": {},
+            "window_start": first,
+            "window_end": week.end,
+            "code_version": code_version(),
+            "period_kind": "week",
+            "period_label": week.label,
+            "provisional": now < week.end,
+            "profile_version": profile.version,
+            "input_digest": digest,
+        },
+    )
+    return Started(job, area, profile, week, first)
+
+
+def execute(engine: Engine, started: Started, progress: Progress | None = None) -> Outcome:
+    """Compute, write and publish a started run in one transaction; record a failure."""
+    stages = _Stages(progress)
+    job = started.job
+    try:
+        with job.beating(), engine.begin() as conn:
+            return _run(
+                conn, job, started.area, started.profile, started.week, started.start, stages
+            )
+    except Exception as exc:
+        job.fail(f"{type(exc).__name__}: {exc}", timings=stages.timings)
+        raise
+
+
+def recompute(
+    engine: Engine,
+    area_code: str,
+    profile: Profile,
+    week: RunWeek,
+    *,
+    force: bool = False,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> Outcome:
+    """Compute, write and publish one area's run for one week and profile (see the module)."""
+    started = start(engine, area_code, profile, week, force=force, now=now)
+    if isinstance(started, Outcome):
+        return started
+    return execute(engine, started, progress)
+
+
+def _last_published(
+    conn: Connection, area_id: int, profile_id: int, label: str
+) -> dict[str, Any] | None:
+    row = conn.execute(
+        text("""
+        SELECT id, input_digest FROM est.hotspot_run
+        WHERE area_id = :area AND profile_id = :profile AND period_kind = 'week'
+          AND period_label = :label AND status = 'succeeded' AND published_at IS NOT NULL
+        ORDER BY id DESC LIMIT 1
+    """),
+        {"area": area_id, "profile": profile_id, "label": label},
+    ).one_or_none()
+    return dict(row._mapping) if row is not None else None
+
+
+def _previous_week_run(
+    conn: Connection, area_id: int, profile_id: int, week: RunWeek
+) -> int | None:
+    """The newest published run of the week before (hotspot ids and labels follow it)."""
+    label = RunWeek(week.monday - timedelta(7), week.tz).label
+    found = _last_published(conn, area_id, profile_id, label)
+    return int(found["id"]) if found else None
+
+
+def _run(
+    conn: Connection,
+    job: Job,
+    area: inputs.AreaRow,
+    profile: Profile,
+    week: RunWeek,
+    start: datetime,
+    stages: _Stages,
+) -> Outcome:
+    deployment = read_deployment(conn)
+    srid = deployment.srid
+    with stages.stage("read"):
+        incidents = inputs.load_incidents(conn, area.id, start, week.end, profile.settings, week.tz)
+        previous_run = _previous_week_run(conn, area.id, profile.id, week)
+        previous = inputs.previous_hotspots(conn, previous_run, srid)
+    run_input = computing.RunInput(
+        xy=incidents.xy,
+        time=incidents.time,
+        week=incidents.week,
+        category=incidents.category,
+        run_week=week.number,
+        week_end=pd.Timestamp(week.end),
+        area=area.geom,
+        tz=week.tz,
+        crs=srid,
+        settings=profile.settings,
+        previous=previous,
+    )
+    with stages.stage("methods"):
+        result = computing.compute(run_input)
+    with stages.stage("figures"):
+        analyst_figures = tested(
+            inputs.figure_counts(conn, area.id, week.monday, profile.settings, week.tz)
+        )
+        this_week = incidents.xy[incidents.week == week.number]
+        figures: dict[str, Any] = {
+            "concentration": computing.concentration(
+                this_week, area.geom, profile.settings.methods.gistar.cell_size_m
+            ),
+            "forecast_score": _forecast_score(conn, previous_run, this_week, area.geom),
+        }
+    with stages.stage("viewer"):
+        layers = viewer.build(
+            conn,
+            viewer.ViewerRequest(
+                area.code,
+                area.geom,
+                week.monday,
+                profile.settings,
+                week.tz,
+                inputs.all_group_codes(conn),
+            ),
+            list(result.hotspots.geometry),
+        )
+    with stages.stage("write"):
+        publish.write_results(conn, job.id, srid, result, layers)
+        publish.write_figures(conn, job.id, "analyst", analyst_figures)
+        publish.write_figures(conn, job.id, "viewer", layers.figures)
+        published = publish.publish(conn, job.id)
+    counts = {
+        **result.counts,
+        "this_week": len(this_week),
+        "hotspots": len(result.hotspots),
+        "gone": len(result.gone),
+        "density_cells": len(result.density),
+        "gistar_cells": len(result.gistar),
+        "emerging_cells": len(result.emerging),
+        "forecast_cells": len(result.forecast),
+        "viewer_cells": len(layers.cells),
+    }
+    provenance = {
+        "incidents_used": result.counts["window"],
+        "incidents_read": len(incidents.xy),
+        "left_out": incidents.left_out,
+        "previous_run": previous_run,
+        "viewer_protection": layers.protection,
+        "viewer_values": "est.viewer_grid shown counts, week by week",
+    }
+    job.finish(
+        conn,
+        parameters={"profile": profile.settings.model_dump(mode="json"), **result.parameters},
+        timings=stages.timings,
+        counts=counts,
+        provenance=provenance,
+        figures=figures,
+        notes={"analyst": result.notes, "viewer": layers.notes},
+    )
+    return Outcome(
+        area.code,
+        profile.name,
+        week.label,
+        "succeeded",
+        job.id,
+        "; ".join(f"{k}: {v}" for k, v in result.notes.items()),
+        counts,
+        stages.timings,
+        published,
+    )
+
+
+def _forecast_score(
+    conn: Connection, previous_run: int | None, this_week: Any, area: Any
+) -> dict[str, Any] | None:
+    """Last week's forecast against this week's incidents: hit rate, PAI and PEI*."""
+    if previous_run is None:
+        return None
+    size, fx, fy = inputs.flagged_forecast(conn, previous_run)
+    if size == 0 or len(this_week) == 0:
+        return {"run_id": previous_run, "incidents": len(this_week), "flagged_cells": len(fx)}
+    ix, iy = cell_index(this_week[:, 0], this_week[:, 1], size)
+    flagged = set(zip(fx.tolist(), fy.tolist(), strict=True))
+    hits = sum((a, b) in flagged for a, b in zip(ix.tolist(), iy.tolist(), strict=True))
+    ax, ay = cells_in_area(area, size)
+    study = set(zip(ax.tolist(), ay.tolist(), strict=True))
+    counts = pd.Series(1, index=pd.MultiIndex.from_arrays([ix, iy])).groupby(level=[0, 1]).sum()
+    in_study = np.array([v for k, v in counts.items() if k in study], dtype=np.float64)
+    n_events = float(in_study.sum())
+    best = best_possible_hits(in_study, len(fx)) if len(in_study) else 0.0
+    return {
+        "run_id": previous_run,
+        "incidents": int(n_events),
+        "flagged_cells": len(fx),
+        "hits": int(hits),
+        "hit_rate": hit_rate(hits, n_events) if n_events else None,
+        "pai": pai(hits, n_events, len(fx) * size**2, len(study) * size**2) if n_events else None,
+        "pei_star": hits / best if best else None,
+    }
+
+
+def profiles_to_run(
+    conn: Connection, area_codes: list[str] | None, profile_name: str | None
+) -> list[tuple[str, Profile]]:
+    """The (area, profile) pairs of a recompute: the areas given (or all), their active
+    profiles (or the one named, default or kept by an organisation)."""
+    chosen = list_profiles(conn) if area_codes is None else []
+    for code in area_codes or []:
+        found = list_profiles(conn, code)
+        if not found:
+            if inputs.load_area(conn, code) is None:  # pragma: no cover - load_area raises
+                raise NotFound(f"no area {code!r}")
+            raise NotFound(f"area {code} has no profile: load it with `est areas load`")
+        chosen.extend(found)
+    pairs = [
+        (p.area_code, p)
+        for p in chosen
+        if p.active and (profile_name is None or p.name == profile_name)
+    ]
+    if profile_name == DEFAULT_PROFILE:  # the areas' own defaults, not organisations' namesakes
+        pairs = [(code, p) for code, p in pairs if p.organisation_id is None]
+    if profile_name is not None and area_codes and not pairs:
+        raise NotFound(f"no active profile {profile_name!r} for {', '.join(area_codes)}")
+    return pairs
+
+
+def default_profile(conn: Connection, area_code: str) -> Profile:
+    """The area's default profile."""
+    found = find_profile(conn, area_code, DEFAULT_PROFILE, None)
+    if found is None:
+        raise NotFound(f"area {area_code} has no default profile")
+    return found
