@@ -59,7 +59,7 @@ def purge(
         result = run_purge(conn, settings.retention_months, target, dry_run=dry_run)
     verb = "would purge" if dry_run else "purged"
     console.print(
-        f"{verb} {result.incidents} incidents that ended before "
+        f"{verb} {result.incidents} incidents and {result.runs} hotspot runs that ended before "
         f"{result.cutoff:%Y-%m-%d} ({settings.retention_months} months)"
     )
     for f in result.files:

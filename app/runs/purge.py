@@ -2,7 +2,9 @@
 
 The archive (a GeoPackage in the storage CRS and a CSV for the kommun's e-archive) is written
 and flushed to disk before the delete commits, so a crash loses nothing: at worst the same
-incidents are archived twice. Published aggregates (the per-run tables) are kept.
+incidents are archived twice. Runs whose window ended before the cutoff are deleted with all
+their layers (their hotspot hulls are made of incident coordinates), except a run that is still
+published in layer_current (an area that has had no newer run).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class PurgeResult:
     cutoff: datetime
     incidents: int
     files: tuple[Path, ...]
+    runs: int = 0
 
 
 def retention_cutoff(now: datetime, months: int) -> datetime:
@@ -67,11 +70,12 @@ def purge(
     """Archive and delete incidents that ended before the cutoff; log what was purged."""
     now = now or datetime.now(UTC)
     cutoff = retention_cutoff(now, months)
+    runs = _purge_runs(conn, cutoff, dry_run)
     if dry_run:
         n = conn.scalar(
             text(f"SELECT count(*) FROM est.incident i WHERE {EXPIRED_SQL}"), {"cutoff": cutoff}
         )
-        return PurgeResult(cutoff=cutoff, incidents=int(n or 0), files=())
+        return PurgeResult(cutoff=cutoff, incidents=int(n or 0), files=(), runs=runs)
     rows = conn.execute(
         text(f"""
             SELECT i.id, o.code AS organisation, i.source, i.external_id, i.category_code,
@@ -86,7 +90,7 @@ def purge(
         {"cutoff": cutoff},
     ).all()
     if not rows:
-        return PurgeResult(cutoff=cutoff, incidents=0, files=())
+        return PurgeResult(cutoff=cutoff, incidents=0, files=(), runs=runs)
     frame = pd.DataFrame(rows, columns=[*ARCHIVE_COLUMNS, "wkb"])
     files = _write_archive(frame, storage_srid(conn), archive_dir, now)
     deleted = conn.execute(
@@ -104,7 +108,36 @@ def purge(
             "archive": {str(f): _sha256(f) for f in files},
         },
     )
-    return PurgeResult(cutoff=cutoff, incidents=deleted, files=files)
+    return PurgeResult(cutoff=cutoff, incidents=deleted, files=files, runs=runs)
+
+
+EXPIRED_RUNS_SQL = """
+    FROM est.hotspot_run r
+    WHERE r.window_end < :cutoff
+      AND NOT EXISTS (SELECT 1 FROM est.layer_current c WHERE c.run_id = r.id)
+"""
+
+
+def _purge_runs(conn: Connection, cutoff: datetime, dry_run: bool) -> int:
+    """Delete (or, dry, count) the runs whose window ended before the cutoff; audit it."""
+    if dry_run:
+        return int(
+            conn.scalar(text(f"SELECT count(*) {EXPIRED_RUNS_SQL}"), {"cutoff": cutoff}) or 0
+        )
+    deleted = conn.execute(
+        text(f"DELETE FROM est.hotspot_run WHERE id IN (SELECT r.id {EXPIRED_RUNS_SQL})"),
+        {"cutoff": cutoff},
+    ).rowcount
+    if deleted:
+        audit.record(
+            conn,
+            None,
+            "purge.runs",
+            actor="est purge",
+            row_count=deleted,
+            filters={"cutoff": cutoff.isoformat()},
+        )
+    return int(deleted)
 
 
 def _write_archive(

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 
 from app.ingest.store import IncidentRecord, upsert_incidents
 from app.ops.demo import ensure_organisation
+from app.runs.profiles import ensure_default_profiles
 from app.runs.purge import purge, retention_cutoff
 from tests.conftest import ESLOV
 
@@ -70,3 +71,58 @@ def test_purge_archives_then_deletes_only_what_ended_before_the_cutoff(
     assert {r["external_id"] for r in rows} == set(archived["external_id"])
     assert all(r["description"].startswith("'=") for r in rows if r["source"] == "purge")
     assert set(logged.filters["archive"]) == {str(gpkg), str(csv_path)}
+
+
+def test_purge_deletes_runs_older_than_the_cutoff_but_not_a_published_one(
+    system_engine: Engine, tmp_path: Path
+) -> None:
+    cutoff = retention_cutoff(NOW, 36)
+    with system_engine.begin() as conn:
+        ensure_default_profiles(conn)
+        area, profile = conn.execute(
+            text(
+                "SELECT a.id, p.id FROM est.area a JOIN est.analysis_profile p "
+                "ON p.area_id = a.id WHERE a.code = '1290' AND p.organisation_id IS NULL"
+            )
+        ).one()
+
+        def run(end: datetime) -> int:
+            run_id = conn.scalar(
+                text("""
+                INSERT INTO est.hotspot_run (area_id, profile_id, status, parameters, window_start,
+                                             window_end, code_version, period_label)
+                VALUES (:a, :p, 'succeeded', '{}', :s, :e, 'test', 'old') RETURNING id
+            """),
+                {"a": area, "p": profile, "s": end - timedelta(days=28), "e": end},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO est.hotspot (run_id, hotspot_key, method, change_label, "
+                    "incident_count, area_m2, stats) VALUES (:r, 'k', 'dbscan', 'new', 5, 1, '{}')"
+                ),
+                {"r": run_id},
+            )
+            return int(run_id)
+
+        old, published, recent = (
+            run(cutoff - timedelta(days=30)),
+            run(cutoff - timedelta(days=20)),
+            run(cutoff + timedelta(days=5)),
+        )
+        conn.execute(
+            text(
+                "INSERT INTO est.layer_current (area_id, profile_id, layer, run_id) "
+                "VALUES (:a, :p, 'hotspots', :r)"
+            ),
+            {"a": area, "p": profile, "r": published},
+        )
+        result = purge(conn, 36, tmp_path, now=NOW)
+        left = set(
+            conn.scalars(
+                text("SELECT id FROM est.hotspot_run WHERE id = ANY(:ids)"),
+                {"ids": [old, published, recent]},
+            )
+        )
+        hulls = conn.scalar(text("SELECT count(*) FROM est.hotspot WHERE run_id = :r"), {"r": old})
+        conn.execute(text("DELETE FROM est.layer_current WHERE run_id = :r"), {"r": published})
+    assert result.runs >= 1 and left == {published, recent} and hulls == 0
