@@ -151,7 +151,7 @@ def peers(admin: Engine, eps_m: float, min_samples: int, band_m: float) -> dict[
 
 def measure(system: Engine, admin: Engine, n: int) -> None:
     """Time one forced run (after a warm-up) and the peers; print the figures."""
-    week = runs.RunWeek(LAST_MONDAY, TZ)
+    week = runs.RunPeriod.week(LAST_MONDAY, TZ)
     with system.connect() as conn:
         profile = runs.default_profile(conn, AREA)
     now = datetime(2026, 11, 30, tzinfo=ZoneInfo(TZ))

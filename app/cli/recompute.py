@@ -21,7 +21,11 @@ def recompute(
     ] = False,
     profile: Annotated[str | None, typer.Option(help="Only this profile (default: all).")] = None,
     week: Annotated[
-        str, typer.Option(help="ISO week (2026-W48), current (the open week) or last.")
+        str,
+        typer.Option(
+            help="ISO week (2026-W48), current (the open week), last, or a tertial "
+            "(2026-T3, tertial, last-tertial)."
+        ),
     ] = "current",
     force: Annotated[bool, typer.Option(help="Compute even when nothing changed.")] = False,
 ) -> None:
@@ -37,7 +41,7 @@ def recompute(
     db = system_engine()
     with reported(), db.connect() as conn:
         tz = read_deployment(conn).timezone
-        chosen = runs.run_week(week, tz, datetime.now(ZoneInfo(tz)))
+        chosen = runs.run_period(week, tz, datetime.now(ZoneInfo(tz)))
         pairs = runs.profiles_to_run(conn, None if all_areas else area, profile)
     if not pairs:
         fail("no active profile to run")
@@ -91,7 +95,7 @@ def recompute_areas(codes: list[str], weeks: list[str]) -> None:
     for week in weeks:
         with reported(), db.connect() as conn:
             tz = read_deployment(conn).timezone
-            chosen = runs.run_week(week, tz, datetime.now(ZoneInfo(tz)))
+            chosen = runs.run_period(week, tz, datetime.now(ZoneInfo(tz)))
             pairs = runs.profiles_to_run(conn, codes, runs.DEFAULT_PROFILE)
         outcomes += run_pairs(db, pairs, chosen)
     _summary(outcomes)

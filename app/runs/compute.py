@@ -4,7 +4,8 @@ The input is the area's incidents of the weeks the methods need (metres in the s
 times, local week numbers), the week the run is for, the area's polygon and the profile's
 settings. Each method runs on the weeks it is defined for, all ending where the run's week ends:
 
-- DBSCAN hotspots over the profile's window (`window_weeks`), as buffered hulls of the members
+- DBSCAN hotspots over the window (a week's run: the profile's `window_weeks` weeks ending
+  with it; a tertial's run: the tertial), as buffered hulls of the members
   with counts per category and per week over the last 12 weeks, first and last time, busiest
   weekday and hour; they inherit the previous published run's ids where they overlap
   (clustering.identity), with a change label, and the ones that vanished are listed as gone;
@@ -55,7 +56,8 @@ class RunInput:
     time: npt.NDArray[np.datetime64]  # UTC, naive
     week: IntArray  # local week numbers (clustering.weeks)
     category: npt.NDArray[np.object_]
-    run_week: int  # the week the run is for
+    window: npt.NDArray[np.bool_]  # the incidents of the hotspot methods' window
+    run_week: int  # the run's last whole week
     week_end: pd.Timestamp  # the Monday 00:00 local that closes it (tz-aware)
     area: shapely.Geometry
     tz: str
@@ -86,8 +88,7 @@ def in_weeks(week: IntArray, last: int, weeks: int) -> npt.NDArray[np.bool_]:
 
 def compute(run: RunInput) -> RunResult:
     """Run every method of the profile on the run's incidents."""
-    s = run.settings
-    window = in_weeks(run.week, run.run_week, s.window_weeks)
+    window = run.window
     xy = run.xy[window]
     result = RunResult(
         hotspots=_empty_frame(run.crs),

@@ -19,8 +19,9 @@ import shapely
 from shapely import wkb as shapely_wkb
 from sqlalchemy import Connection, text
 
+from app.access.privacy import Period
 from app.core.errors import NotFound
-from app.runs.figures import GroupCounts, figure_mondays
+from app.runs.figures import GroupCounts, figure_periods
 from app.runs.profiles import ProfileSettings
 from clustering.weeks import week_numbers
 
@@ -138,48 +139,53 @@ def load_incidents(
 
 
 def figure_counts(
-    conn: Connection, area_id: int, monday: date, settings: ProfileSettings, tz: str
+    conn: Connection, area_id: int, period: Period, settings: ProfileSettings, tz: str
 ) -> list[GroupCounts]:
-    """Exact counts per category group for the figures' weeks (the run's filters: no sensitive
-    categories, places only unless the profile keeps area centroids)."""
-    weeks = figure_mondays(monday)
-    first = min(m for ms in weeks.values() for m in ms)
-    kept = ["exact", "address", "street"] + (
-        [] if settings.exclude_area_centroids else ["area_centroid"]
-    )
+    """Exact counts per category group for the figures' periods (the run's filters: no
+    sensitive categories, places only unless the profile keeps area centroids)."""
+    periods = figure_periods(period)
+    spans = sorted({p for ps in periods.values() for p in ps}, key=lambda p: p.first_day)
+    kept = ["exact", "address", "street"]
+    if not settings.exclude_area_centroids:
+        kept.append("area_centroid")
     rows = conn.execute(
         text("""
-        SELECT m.group_code, (date_trunc('week', i.occurred_from AT TIME ZONE :tz))::date AS monday,
-               count(*)::integer AS n
-        FROM est.incident i
+        WITH span AS (
+            SELECT s.first_day, (s.first_day::timestamp AT TIME ZONE :tz) AS t_from,
+                   (s.end_day::timestamp AT TIME ZONE :tz) AS t_to
+            FROM unnest(CAST(:firsts AS date[]), CAST(:ends AS date[])) AS s(first_day, end_day)
+        )
+        SELECT m.group_code, span.first_day, count(*)::integer AS n
+        FROM span
+        JOIN est.incident i ON i.occurred_from >= span.t_from AND i.occurred_from < span.t_to
         JOIN est.incident_area ia ON ia.incident_id = i.id AND ia.area_id = :area
         JOIN est.category c ON c.code = i.category_code AND NOT c.sensitive
         JOIN est.category_group_member m ON m.category_code = i.category_code
-        WHERE i.deleted_at IS NULL
-          AND i.location_precision::text = ANY(:kept)
-          AND i.occurred_from >= (CAST(:first AS date)::timestamp AT TIME ZONE :tz)
-          AND i.occurred_from < (CAST(:end AS date)::timestamp AT TIME ZONE :tz)
+        WHERE i.deleted_at IS NULL AND i.location_precision::text = ANY(:kept)
         GROUP BY 1, 2
     """),
         {
             "tz": tz,
             "area": area_id,
             "kept": kept,
-            "first": first,
-            "end": monday + pd.Timedelta(days=7),
+            "firsts": [p.first_day for p in spans],
+            "ends": [p.end_day for p in spans],
         },
     ).all()
-    counts: dict[tuple[str, date], int] = {(r.group_code, r.monday): r.n for r in rows}
-    groups = conn.scalars(text("SELECT code FROM est.category_group ORDER BY code")).all()
+    counts: dict[tuple[str, date], int] = {(r.group_code, r.first_day): r.n for r in rows}
+
+    def n(group: str, p: Period) -> int:
+        return counts.get((group, p.first_day), 0)
+
     return [
         GroupCounts(
             group,
-            counts.get((group, weeks["this_week"][0]), 0),
-            counts.get((group, weeks["last_week"][0]), 0),
-            counts.get((group, weeks["same_week_last_year"][0]), 0),
-            tuple(counts.get((group, m), 0) for m in weeks["previous_12"]),
+            n(group, periods["this_period"][0]),
+            n(group, periods["previous_period"][0]),
+            n(group, periods["same_period_last_year"][0]),
+            tuple(n(group, p) for p in periods["baseline"]),
         )
-        for group in groups
+        for group in all_group_codes(conn)
     ]
 
 

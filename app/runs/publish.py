@@ -22,6 +22,13 @@ from app.runs.viewer import ViewerLayers
 PUBLISHED_LAYERS = ("hotspots", "density", "gistar", "emerging", "forecast", "viewer", "figures")
 
 
+def layer_names(period_kind: str) -> list[str]:
+    """The layer_current names of a run: the week's as they are, a tertial's prefixed."""
+    if period_kind == "week":
+        return list(PUBLISHED_LAYERS)
+    return [f"{period_kind}.{layer}" for layer in PUBLISHED_LAYERS]
+
+
 def _multi(geometry: Any) -> bytes | None:
     if geometry is None or shapely.is_empty(geometry):
         return None
@@ -205,8 +212,8 @@ def write_figures(
 
 
 def publish(conn: Connection, run_id: int) -> bool:
-    """Mark the run published and point layer_current at it, unless a later week is published
-    for its area and profile; return whether layer_current now points at it."""
+    """Mark the run published and point layer_current at it, unless a later period of its kind
+    is published for its area and profile; return whether layer_current now points at it."""
     run = conn.execute(
         text(
             "UPDATE est.hotspot_run SET published_at = clock_timestamp() WHERE id = :id "
@@ -242,7 +249,7 @@ def publish(conn: Connection, run_id: int) -> bool:
             "area": run.area_id,
             "profile": run.profile_id,
             "run": run_id,
-            "layers": list(PUBLISHED_LAYERS),
+            "layers": layer_names(run.period_kind),
         },
     )
     return True

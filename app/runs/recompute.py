@@ -2,9 +2,10 @@
 
 A run is for one ISO week in the deployment's time zone: its window ends at the Monday 00:00
 that closes the week, so "the lägesbild of week 48" is one well-defined run. A run while the
-week is still open computes it so far and is marked provisional. A run is skipped when nothing
-it would read changed since the last published run of that week and profile (the digest of
-app.runs.inputs), unless forced.
+week is still open computes it so far and is marked provisional. A tertial's run (four months)
+is the same computation over the tertial, published beside the weeks' runs. A run is skipped
+when nothing it would read changed since the last published run of that period and profile
+(the digest of app.runs.inputs), unless forced.
 
 The run is a job (app.db.jobs): its row is committed as running at once and keeps a heartbeat;
 everything it computes is written, and layer_current switched, in one transaction that also
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import metadata
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,12 +30,14 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
+from app.access.privacy import Period, period_of
 from app.core.errors import InvalidInput, NotFound
 from app.db.deployment import read_deployment
 from app.db.jobs import HOTSPOT_RUNS, Job, sweep_stale
 from app.runs import compute as computing
 from app.runs import inputs, publish, viewer
-from app.runs.figures import BASELINE_WEEKS, same_week_last_year, tested
+from app.runs.figures import figure_periods, tested
+from app.runs.figures import previous as previous_period
 from app.runs.profiles import DEFAULT_NAME as DEFAULT_PROFILE
 from app.runs.profiles import Profile, find_profile, list_profiles
 from clustering.evaluation import best_possible_hits, hit_rate, pai
@@ -42,21 +45,44 @@ from clustering.weeks import week_numbers
 from geo.grid import cell_index, cells_in_area
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+_TERTIAL = re.compile(r"^(\d{4})-T(\d)$")
 Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class RunWeek:
-    """The ISO week a run is for, as local dates and instants."""
+class RunPeriod:
+    """The period a run is for (an ISO week or a tertial), as local dates and instants.
 
-    monday: date
+    The hotspot methods of a week's run look at the profile's window of weeks ending with it;
+    a tertial's run looks at the whole tertial. Trends and the forecast count whole weeks up to
+    `last_monday`, the Monday of the period's last whole week.
+    """
+
+    kind: str  # week | tertial
+    first_day: date
+    end_day: date
     tz: str
+
+    @classmethod
+    def week(cls, monday: date, tz: str) -> RunPeriod:
+        """The ISO week that starts on a Monday."""
+        return cls("week", monday, monday + timedelta(7), tz)
+
+    @classmethod
+    def tertial(cls, day: date, tz: str) -> RunPeriod:
+        """The tertial (January–April, May–August, September–December) that holds a day."""
+        p = period_of("tertial", day)
+        return cls("tertial", p.first_day, p.end_day, tz)
+
+    @property
+    def period(self) -> Period:
+        """The period as the privacy module names it."""
+        return Period(self.kind, self.first_day, self.end_day)
 
     @property
     def label(self) -> str:
-        """E.g. 2026-W48."""
-        year, week, _ = self.monday.isocalendar()
-        return f"{year}-W{week:02d}"
+        """E.g. 2026-W48 or 2026-T3."""
+        return self.period.label
 
     def instant(self, day: date) -> datetime:
         """Local midnight of a day, as an aware datetime."""
@@ -64,33 +90,65 @@ class RunWeek:
 
     @property
     def start(self) -> datetime:
-        """Monday 00:00 of the week."""
-        return self.instant(self.monday)
+        """The period's first local midnight."""
+        return self.instant(self.first_day)
 
     @property
     def end(self) -> datetime:
-        """The Monday 00:00 that closes the week."""
-        return self.instant(self.monday + timedelta(7))
+        """The local midnight that closes it."""
+        return self.instant(self.end_day)
+
+    @property
+    def last_monday(self) -> date:
+        """The Monday of the period's last whole period."""
+        if self.kind == "week":
+            return self.first_day
+        return self.end_day - timedelta(days=self.end_day.weekday() + 7)
 
     @property
     def number(self) -> int:
-        """The week's number on clustering.weeks' clock."""
-        return int(week_numbers(pd.DatetimeIndex([self.start + timedelta(days=3)]), self.tz)[0])
+        """The last whole week's number on clustering.weeks' clock."""
+        middle = self.instant(self.last_monday) + timedelta(days=3)
+        return int(week_numbers(pd.DatetimeIndex([middle]), self.tz)[0])
+
+    @property
+    def week_end(self) -> datetime:
+        """The Monday 00:00 after the last whole period."""
+        return self.instant(self.last_monday + timedelta(7))
+
+    def previous(self) -> RunPeriod:
+        """The period of the same kind before this one."""
+        p = previous_period(self.period)
+        return RunPeriod(self.kind, p.first_day, p.end_day, self.tz)
 
 
-def run_week(spec: str | None, tz: str, now: datetime) -> RunWeek:
-    """The week a run is for: 'current' (default; the open week), 'last' (the last closed one)
-    or an ISO week such as 2026-W48. Weeks that have not begun are refused."""
+def run_period(spec: str | None, tz: str, now: datetime) -> RunPeriod:
+    """The period a run is for: 'current' (default; the open week), 'last' (the last closed
+    week), an ISO week such as 2026-W48, or a tertial: 2026-T3, 'tertial' (the current one),
+    'last-tertial'. Periods that have not begun are refused."""
     today = now.astimezone(ZoneInfo(tz)).date()
     this_monday = today - timedelta(days=today.weekday())
     if spec in (None, "", "current"):
-        return RunWeek(this_monday, tz)
+        return RunPeriod.week(this_monday, tz)
     if spec == "last":
-        return RunWeek(this_monday - timedelta(7), tz)
+        return RunPeriod.week(this_monday - timedelta(7), tz)
+    if spec == "tertial":
+        return RunPeriod.tertial(today, tz)
+    if spec == "last-tertial":
+        return RunPeriod.tertial(RunPeriod.tertial(today, tz).first_day - timedelta(1), tz)
+    if (tertial := _TERTIAL.match(spec)) is not None:
+        if not 1 <= int(tertial[2]) <= 3:
+            raise InvalidInput(f"week: {spec} does not exist (tertials are T1-T3)", field="week")
+        chosen = RunPeriod.tertial(date(int(tertial[1]), 4 * int(tertial[2]) - 3, 1), tz)
+        if chosen.first_day > today:
+            raise InvalidInput(f"week: {spec} has not begun", field="week")
+        return chosen
     match = _WEEK.match(spec)
     if match is None:
         raise InvalidInput(
-            f"week: {spec!r} is not an ISO week such as 2026-W48 (or current, last)", field="week"
+            f"week: {spec!r} is not an ISO week such as 2026-W48, a tertial such as 2026-T3, "
+            "current, last, tertial or last-tertial",
+            field="week",
         )
     try:
         monday = date.fromisocalendar(int(match[1]), int(match[2]), 1)
@@ -98,7 +156,7 @@ def run_week(spec: str | None, tz: str, now: datetime) -> RunWeek:
         raise InvalidInput(f"week: {spec} does not exist", field="week") from None
     if monday > this_monday:
         raise InvalidInput(f"week: {spec} has not begun", field="week")
-    return RunWeek(monday, tz)
+    return RunPeriod.week(monday, tz)
 
 
 def code_version() -> str:
@@ -153,12 +211,17 @@ def history_weeks(profile: Profile) -> int:
     )
 
 
-def digest_range(week: RunWeek) -> tuple[datetime, datetime]:
+def digest_range(period: RunPeriod) -> tuple[datetime, datetime]:
     """Everything a run reads lies in these instants (the figures reach back a year)."""
-    first = min(
-        same_week_last_year(week.monday), week.monday - timedelta(7 * (BASELINE_WEEKS + 52))
-    )
-    return week.instant(first), week.end
+    first = min(p.first_day for ps in figure_periods(period.period).values() for p in ps)
+    return period.instant(min(first, period.first_day)), period.end
+
+
+def history_start(period: RunPeriod, profile: Profile) -> datetime:
+    """The first instant of the incidents a run reads: its period and the weeks before its
+    last whole week that the methods need."""
+    weeks_back = period.last_monday - timedelta(7 * (history_weeks(profile) - 1))
+    return period.instant(min(period.first_day, weeks_back))
 
 
 @dataclass(frozen=True)
@@ -168,7 +231,7 @@ class Started:
     job: Job
     area: inputs.AreaRow
     profile: Profile
-    week: RunWeek
+    period: RunPeriod
     start: datetime
 
 
@@ -176,29 +239,29 @@ def start(
     engine: Engine,
     area_code: str,
     profile: Profile,
-    week: RunWeek,
+    period: RunPeriod,
     *,
     force: bool = False,
     now: datetime | None = None,
 ) -> Started | Outcome:
     """Record the run as running (committed), or say why it is skipped."""
-    now = now or datetime.now(ZoneInfo(week.tz))
+    now = now or datetime.now(ZoneInfo(period.tz))
     with engine.begin() as conn:
         sweep_stale(conn, HOTSPOT_RUNS)
         area = inputs.load_area(conn, area_code)
-        since, until = digest_range(week)
+        since, until = digest_range(period)
         digest = inputs.input_digest(conn, area.id, since, until, profile.version)
-        last = _last_published(conn, area.id, profile.id, week.label)
+        last = _last_published(conn, area.id, profile.id, period)
     if not force and last is not None and last["input_digest"] == digest:
         return Outcome(
             area_code,
             profile.name,
-            week.label,
+            period.label,
             "skipped",
             last["id"],
             f"nothing changed since run {last['id']}",
         )
-    first = week.instant(week.monday - timedelta(7 * (history_weeks(profile) - 1)))
+    first = history_start(period, profile)
     job = Job.start(
         engine,
         HOTSPOT_RUNS,
@@ -207,16 +270,16 @@ def start(
             "profile_id": profile.id,
             "parameters": {},
             "window_start": first,
-            "window_end": week.end,
+            "window_end": period.end,
             "code_version": code_version(),
-            "period_kind": "week",
-            "period_label": week.label,
-            "provisional": now < week.end,
+            "period_kind": period.kind,
+            "period_label": period.label,
+            "provisional": now < period.end,
             "profile_version": profile.version,
             "input_digest": digest,
         },
     )
-    return Started(job, area, profile, week, first)
+    return Started(job, area, profile, period, first)
 
 
 def execute(engine: Engine, started: Started, progress: Progress | None = None) -> Outcome:
@@ -226,7 +289,7 @@ def execute(engine: Engine, started: Started, progress: Progress | None = None) 
     try:
         with job.beating(), engine.begin() as conn:
             return _run(
-                conn, job, started.area, started.profile, started.week, started.start, stages
+                conn, job, started.area, started.profile, started.period, started.start, stages
             )
     except Exception as exc:
         job.fail(f"{type(exc).__name__}: {exc}", timings=stages.timings)
@@ -237,40 +300,37 @@ def recompute(
     engine: Engine,
     area_code: str,
     profile: Profile,
-    week: RunWeek,
+    period: RunPeriod,
     *,
     force: bool = False,
     now: datetime | None = None,
     progress: Progress | None = None,
 ) -> Outcome:
-    """Compute, write and publish one area's run for one week and profile (see the module)."""
-    started = start(engine, area_code, profile, week, force=force, now=now)
+    """Compute, write and publish one area's run for one period and profile (see the module)."""
+    started = start(engine, area_code, profile, period, force=force, now=now)
     if isinstance(started, Outcome):
         return started
     return execute(engine, started, progress)
 
 
 def _last_published(
-    conn: Connection, area_id: int, profile_id: int, label: str
+    conn: Connection, area_id: int, profile_id: int, period: RunPeriod
 ) -> dict[str, Any] | None:
     row = conn.execute(
         text("""
         SELECT id, input_digest FROM est.hotspot_run
-        WHERE area_id = :area AND profile_id = :profile AND period_kind = 'week'
+        WHERE area_id = :area AND profile_id = :profile AND period_kind = :kind
           AND period_label = :label AND status = 'succeeded' AND published_at IS NOT NULL
         ORDER BY id DESC LIMIT 1
     """),
-        {"area": area_id, "profile": profile_id, "label": label},
+        {"area": area_id, "profile": profile_id, "kind": period.kind, "label": period.label},
     ).one_or_none()
     return dict(row._mapping) if row is not None else None
 
 
-def _previous_week_run(
-    conn: Connection, area_id: int, profile_id: int, week: RunWeek
-) -> int | None:
-    """The newest published run of the week before (hotspot ids and labels follow it)."""
-    label = RunWeek(week.monday - timedelta(7), week.tz).label
-    found = _last_published(conn, area_id, profile_id, label)
+def _previous_run(conn: Connection, area_id: int, profile_id: int, period: RunPeriod) -> int | None:
+    """The newest published run of the period before (hotspot ids and labels follow it)."""
+    found = _last_published(conn, area_id, profile_id, period.previous())
     return int(found["id"]) if found else None
 
 
@@ -279,25 +339,36 @@ def _run(
     job: Job,
     area: inputs.AreaRow,
     profile: Profile,
-    week: RunWeek,
+    period: RunPeriod,
     start: datetime,
     stages: _Stages,
 ) -> Outcome:
     deployment = read_deployment(conn)
     srid = deployment.srid
+    tz = period.tz
     with stages.stage("read"):
-        incidents = inputs.load_incidents(conn, area.id, start, week.end, profile.settings, week.tz)
-        previous_run = _previous_week_run(conn, area.id, profile.id, week)
+        incidents = inputs.load_incidents(conn, area.id, start, period.end, profile.settings, tz)
+        previous_run = _previous_run(conn, area.id, profile.id, period)
         previous = inputs.previous_hotspots(conn, previous_run, srid)
+    since, until = (
+        np.datetime64(t.astimezone(UTC).replace(tzinfo=None), "us")
+        for t in (period.start, period.end)
+    )
+    in_period = (incidents.time >= since) & (incidents.time < until)
+    if period.kind == "week":
+        window = computing.in_weeks(incidents.week, period.number, profile.settings.window_weeks)
+    else:
+        window = in_period
     run_input = computing.RunInput(
         xy=incidents.xy,
         time=incidents.time,
         week=incidents.week,
         category=incidents.category,
-        run_week=week.number,
-        week_end=pd.Timestamp(week.end),
+        window=window,
+        run_week=period.number,
+        week_end=pd.Timestamp(period.week_end),
         area=area.geom,
-        tz=week.tz,
+        tz=tz,
         crs=srid,
         settings=profile.settings,
         previous=previous,
@@ -306,14 +377,16 @@ def _run(
         result = computing.compute(run_input)
     with stages.stage("figures"):
         analyst_figures = tested(
-            inputs.figure_counts(conn, area.id, week.monday, profile.settings, week.tz)
+            inputs.figure_counts(conn, area.id, period.period, profile.settings, tz)
         )
-        this_week = incidents.xy[incidents.week == week.number]
+        this_period = incidents.xy[in_period]
         figures: dict[str, Any] = {
             "concentration": computing.concentration(
-                this_week, area.geom, profile.settings.methods.gistar.cell_size_m
+                this_period, area.geom, profile.settings.methods.gistar.cell_size_m
             ),
-            "forecast_score": _forecast_score(conn, previous_run, this_week, area.geom),
+            "forecast_score": _forecast_score(conn, previous_run, this_period, area.geom)
+            if period.kind == "week"
+            else None,
         }
     with stages.stage("viewer"):
         layers = viewer.build(
@@ -321,9 +394,10 @@ def _run(
             viewer.ViewerRequest(
                 area.code,
                 area.geom,
-                week.monday,
+                period.period,
+                period.last_monday,
                 profile.settings,
-                week.tz,
+                tz,
                 inputs.all_group_codes(conn),
             ),
             list(result.hotspots.geometry),
@@ -335,7 +409,7 @@ def _run(
         published = publish.publish(conn, job.id)
     counts = {
         **result.counts,
-        "this_week": len(this_week),
+        "this_period": len(this_period),
         "hotspots": len(result.hotspots),
         "gone": len(result.gone),
         "density_cells": len(result.density),
@@ -350,7 +424,7 @@ def _run(
         "left_out": incidents.left_out,
         "previous_run": previous_run,
         "viewer_protection": layers.protection,
-        "viewer_values": "est.viewer_grid shown counts, week by week",
+        "viewer_values": "est.viewer_grid shown counts of allowed periods",
     }
     job.finish(
         conn,
@@ -364,7 +438,7 @@ def _run(
     return Outcome(
         area.code,
         profile.name,
-        week.label,
+        period.label,
         "succeeded",
         job.id,
         "; ".join(f"{k}: {v}" for k, v in result.notes.items()),

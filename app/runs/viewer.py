@@ -28,7 +28,7 @@ from sqlalchemy import Connection
 
 from app.access import privacy
 from app.runs.compute import NO_PATTERN, cell_counts, in_weeks, ranked_cells
-from app.runs.figures import GroupCounts, figure_mondays, tested
+from app.runs.figures import GroupCounts, figure_periods, tested
 from app.runs.profiles import ProfileSettings
 from clustering.emerging import EmergingHotspots
 from clustering.gistar import GiStar, TooFewIncidents
@@ -58,7 +58,8 @@ class ViewerRequest:
 
     area_code: str
     area: shapely.Geometry
-    monday: date  # the run's week
+    period: privacy.Period  # the run's week or tertial
+    last_monday: date  # the Monday of its last whole week
     settings: ProfileSettings
     tz: str
     groups: list[str]
@@ -71,13 +72,20 @@ def build(conn: Connection, request: ViewerRequest, hotspot_polygons: list[Any])
     s = request.settings
     size = s.cell_size_m
     weeks = max(s.window_weeks, s.methods.emerging.window_weeks, s.methods.forecast.weeks)
-    mondays = [request.monday - timedelta(7 * k) for k in range(weeks - 1, -1, -1)]
+    mondays = [request.last_monday - timedelta(7 * k) for k in range(weeks - 1, -1, -1)]
     weekly = privacy.weekly_grids(
         conn, protected, request.area_code, size, mondays, s.category_group
     )
-    window = privacy.summed(weekly[-s.window_weeks :], size)
+    if request.period.kind == "week":
+        this = weekly[-1]
+        window = privacy.summed(weekly[-s.window_weeks :], size)
+    else:  # a tertial is an allowed period of its own: one answer, counted over all of it
+        this = privacy.viewer_grid(
+            conn, protected, request.area_code, size, request.period, s.category_group
+        )
+        window = this
     notes: dict[str, str] = {}
-    frames = [_cells("counts", weekly[-1], shown=weekly[-1].count)]
+    frames = [_cells("counts", this, shown=this.count)]
     frames.append(_density(request, window, notes))
     frames.append(_gistar(request, window, notes))
     frames.append(_emerging(request, weekly[-s.methods.emerging.window_weeks :], notes))
@@ -181,7 +189,9 @@ def _emerging(
         min_incidents=settings.min_incidents,
         tz=request.tz,
     )
-    end = datetime.combine(request.monday + timedelta(7), datetime.min.time(), ZoneInfo(request.tz))
+    end = datetime.combine(
+        request.last_monday + timedelta(7), datetime.min.time(), ZoneInfo(request.tz)
+    )
     try:
         model.fit(xy, times, weights=weights, area=request.area, end=end)
     except TooFewIncidents as exc:
@@ -247,16 +257,22 @@ def _figures(
     groups = []
     for group in request.groups:
         totals: dict[str, list[int]] = {}
-        for name, mondays in figure_mondays(request.monday).items():
-            grids = privacy.weekly_grids(conn, protected, request.area_code, size, mondays, group)
-            totals[name] = [int(g.count.sum()) for g in grids]
+        for name, periods in figure_periods(request.period).items():
+            totals[name] = [
+                int(
+                    privacy.viewer_grid(
+                        conn, protected, request.area_code, size, p, group
+                    ).count.sum()
+                )
+                for p in periods
+            ]
         groups.append(
             GroupCounts(
                 group,
-                totals["this_week"][0],
-                totals["last_week"][0],
-                totals["same_week_last_year"][0],
-                tuple(totals["previous_12"]),
+                totals["this_period"][0],
+                totals["previous_period"][0],
+                totals["same_period_last_year"][0],
+                tuple(totals["baseline"]),
             )
         )
     return tested(groups)

@@ -128,7 +128,9 @@ def _profile(conn: Connection) -> runs.Profile:
 def _run(engine: Engine, monday: date = RUN_MONDAY, force: bool = False) -> runs.Outcome:
     with engine.connect() as conn:
         profile = _profile(conn)
-    return runs.recompute(engine, AREA, profile, runs.RunWeek(monday, TZ), force=force, now=NOW)
+    return runs.recompute(
+        engine, AREA, profile, runs.RunPeriod.week(monday, TZ), force=force, now=NOW
+    )
 
 
 def _current(conn: Connection) -> dict[str, int]:
@@ -241,7 +243,11 @@ def test_the_area_figures_equal_counts_made_here(system_engine: Engine, place: P
         twelve = [RUN_MONDAY - timedelta(7 * k) for k in range(1, 13)]
         expected = sum(int((member & (mondays == m)).sum()) for m in twelve) / 12
         assert figures[group].mean_12_weeks == pytest.approx(expected)
-        assert set(figures[group].tests) == {"mean_12_weeks", "last_week", "same_week_last_year"}
+        assert set(figures[group].tests) == {
+            "baseline_mean",
+            "previous_period",
+            "same_period_last_year",
+        }
     assert figures["vald"].this_week == 0
 
 
@@ -391,7 +397,8 @@ engine = create_engine({settings.role_url("est_system").render_as_string(hide_pa
                        poolclass=pool.NullPool)
 with engine.connect() as conn:
     profile = runs.default_profile(conn, {AREA!r})
-runs.recompute(engine, {AREA!r}, profile, runs.RunWeek(date(2026, 11, 16), {TZ!r}), force=True,
+week = runs.RunPeriod.week(date(2026, 11, 16), {TZ!r})
+runs.recompute(engine, {AREA!r}, profile, week, force=True,
                now=datetime(2026, 11, 30, 12, tzinfo=timezone.utc))
 """
     child = subprocess.Popen(
@@ -550,3 +557,64 @@ def test_last_weeks_forecast_is_scored_against_this_week(
     assert score["hits"] == hits and score["incidents"] == total
     assert score["hit_rate"] == pytest.approx(hits / total)
     assert score["hits"] > 0  # the persisting hotspot was forecast
+
+
+def test_a_tertials_run_is_the_same_computation_over_the_tertial(
+    system_engine: Engine, place: Place
+) -> None:
+    with system_engine.connect() as conn:
+        profile = _profile(conn)
+        weeks_before = _current(conn)
+    tertial = runs.RunPeriod.tertial(date(2026, 10, 1), TZ)
+    assert (tertial.label, tertial.first_day, tertial.end_day) == (
+        "2026-T3",
+        date(2026, 9, 1),
+        date(2027, 1, 1),
+    )
+    outcome = runs.recompute(system_engine, AREA, profile, tertial, force=True, now=NOW)
+    assert outcome.status == "succeeded" and outcome.published
+    with system_engine.begin() as conn:
+        run = conn.execute(
+            text("SELECT * FROM est.hotspot_run WHERE id = :id"), {"id": outcome.run_id}
+        ).one()
+        expected = conn.scalar(
+            text("""
+            SELECT count(*) FROM est.incident i JOIN est.category c ON c.code = i.category_code
+            JOIN est.incident_area ia ON ia.incident_id = i.id
+            JOIN est.area a ON a.id = ia.area_id AND a.code = :area
+            WHERE i.deleted_at IS NULL AND NOT c.sensitive
+              AND i.location_precision IN ('exact', 'address', 'street')
+              AND i.occurred_from >= '2026-09-01 00:00+02'
+              AND i.occurred_from < '2027-01-01 00:00+01'
+        """),
+            {"area": AREA},
+        )
+        figure = conn.scalar(
+            text(
+                "SELECT this_week FROM est.area_figure WHERE run_id = :id "
+                "AND audience = 'analyst' AND group_code = 'all'"
+            ),
+            {"id": outcome.run_id},
+        )
+        conn.execute(text("SELECT set_config('est.role', 'system', true)"))
+        answer = conn.execute(
+            text(
+                "SELECT ix, iy, shown FROM est.viewer_grid(:a, 250, 'tertial', :d, 'all') "
+                "ORDER BY 2, 1"
+            ),
+            {"a": AREA, "d": date(2026, 10, 1)},
+        ).all()
+        stored = conn.execute(
+            text(
+                "SELECT ix, iy, shown FROM est.viewer_cell WHERE run_id = :id "
+                "AND layer = 'counts' ORDER BY iy, ix"
+            ),
+            {"id": outcome.run_id},
+        ).all()
+        current = _current(conn)
+    assert run.period_kind == "tertial" and run.period_label == "2026-T3" and run.provisional
+    assert outcome.counts["window"] == expected == figure
+    assert [tuple(r) for r in stored] == [tuple(r) for r in answer] and answer
+    # published beside the weeks' layers, which stay as they were
+    assert current["tertial.hotspots"] == outcome.run_id
+    assert {k: v for k, v in current.items() if "." not in k} == weeks_before

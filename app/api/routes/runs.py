@@ -91,7 +91,7 @@ def start_run(
     if profile is None or not profile.active:
         raise NotFound(f"no active profile {body.profile!r} for area {body.area}")
     tz = deployment.get(conn).timezone
-    week = runs.run_week(body.week, tz, datetime.now(ZoneInfo(tz)))
+    week = runs.run_period(body.week, tz, datetime.now(ZoneInfo(tz)))
     audit.record(
         session,
         principal,
