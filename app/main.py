@@ -36,7 +36,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        nightly = None
+        if settings.scheduler:
+            from app.runs.schedule import Scheduler
+
+            nightly = Scheduler(jobs, settings)
+            nightly.start()
         yield
+        if nightly is not None:
+            nightly.stop()
         engine.dispose()
         jobs.dispose()
 

@@ -49,6 +49,14 @@ class Settings(BaseSettings):
         "`est db init` writes it into the database, whose aggregates count in it.",
     )
     retention_months: int = Field(36, ge=1)
+    scheduler: bool = Field(
+        True, description="Run the nightly schedule inside the service (every replica may)."
+    )
+    recompute_schedule: str = Field(
+        "03:30",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Local time (EST_TIMEZONE) of the night's runs and purge, HH:MM.",
+    )
     archive_dir: str = Field(
         ".data/archive", description="Where `est purge` writes what it deletes (GPKG + CSV)."
     )

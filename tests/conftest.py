@@ -57,6 +57,7 @@ def settings_for(server_url: str, database: str) -> Settings:
         app_database_url=None,
         owner_database_url=None,
         system_database_url=None,
+        scheduler=False,  # tests run nights themselves
         _env_file=None,  # type: ignore[call-arg]
     )
 

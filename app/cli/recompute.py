@@ -28,6 +28,13 @@ def recompute(
         ),
     ] = "current",
     force: Annotated[bool, typer.Option(help="Compute even when nothing changed.")] = False,
+    nightly: Annotated[
+        bool,
+        typer.Option(
+            help="Do the due night's work (with --all: every area, then the purge) through the "
+            "same claims as the service's scheduler: from cron, it never doubles a night."
+        ),
+    ] = False,
 ) -> None:
     """Compute and publish the week's runs of areas: one line per area and profile."""
     from datetime import datetime
@@ -39,6 +46,9 @@ def recompute(
     if not area and not all_areas:
         fail("name areas with --area CODE (repeatable) or give --all")
     db = system_engine()
+    if nightly:
+        _nightly(db, None if all_areas else area)
+        return
     with reported(), db.connect() as conn:
         tz = read_deployment(conn).timezone
         chosen = runs.run_period(week, tz, datetime.now(ZoneInfo(tz)))
@@ -48,6 +58,28 @@ def recompute(
     outcomes = run_pairs(db, pairs, chosen, force)
     _summary(outcomes)
     if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(code=4)
+
+
+def _nightly(db: Any, areas: list[str] | None) -> None:
+    """The due night's work, as the scheduler does it."""
+    from datetime import UTC, datetime
+
+    from app.runs import schedule
+    from app.settings import get_settings
+
+    settings = get_settings()
+    with reported():
+        at = schedule.parse_clock(settings.recompute_schedule)
+        night = schedule.due_night(datetime.now(UTC), at, settings.timezone)
+        report = schedule.run_night(db, settings, night, area_codes=areas)
+    _summary(report.outcomes)
+    console.print(
+        f"night of {night} ({report.week}): {len(report.outcomes)} runs here, "
+        f"{report.taken_elsewhere} claimed by another process"
+        + (", purge done" if report.purged else "")
+    )
+    if any(o.status == "failed" for o in report.outcomes):
         raise typer.Exit(code=4)
 
 
@@ -123,6 +155,7 @@ def _summary(outcomes: list[Any]) -> None:
             {
                 "succeeded": "[green]published[/green]" if o.published else "stored",
                 "skipped": "skipped",
+                "running": "running elsewhere",
                 "failed": "[red]failed[/red]",
             }[o.status],
             str(o.run_id or "—"),

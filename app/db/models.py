@@ -499,6 +499,32 @@ class AreaFigure(Base):
     tests: Mapped[dict[str, Any]]
 
 
+class NightlyClaim(Base):
+    """Who does which night's work: one row per night, task, area and profile (0 for none)."""
+
+    __tablename__ = "nightly_claim"
+    __table_args__ = (
+        UniqueConstraint("night", "task", "area_id", "profile_id"),
+        CheckConstraint("task IN ('recompute', 'purge')", name="nightly_claim_task_check"),
+        {"comment": "Who does which night's work: one row per night, task, area and profile."},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    night: Mapped[date] = mapped_column(Date)
+    task: Mapped[str] = mapped_column(String(16))
+    area_id: Mapped[int] = mapped_column(Integer, server_default="0")
+    profile_id: Mapped[int] = mapped_column(Integer, server_default="0")
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"))
+    claimed_by: Mapped[str] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="1")
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("hotspot_run.id", ondelete="SET NULL"))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class LayerCurrent(Base):
     """Which run is published for each (area, profile, layer): readers see whole runs only."""
 

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, Engine, text
 from app.access.privacy import Period, period_of
 from app.core.errors import InvalidInput, NotFound
 from app.db.deployment import read_deployment
-from app.db.jobs import HOTSPOT_RUNS, Job, sweep_stale
+from app.db.jobs import HOTSPOT_RUNS, STALE_AFTER_S, Job, sweep_stale
 from app.runs import compute as computing
 from app.runs import inputs, publish, viewer
 from app.runs.figures import figure_periods, tested
@@ -174,7 +174,7 @@ class Outcome:
     area: str
     profile: str
     week: str
-    status: str  # succeeded | skipped | failed
+    status: str  # succeeded | skipped | running (another run of it is) | failed
     run_id: int | None
     detail: str = ""
     counts: dict[str, Any] = field(default_factory=dict)
@@ -252,6 +252,16 @@ def start(
         since, until = digest_range(period)
         digest = inputs.input_digest(conn, area.id, since, until, profile.version)
         last = _last_published(conn, area.id, profile.id, period)
+        running = _running(conn, area.id, profile.id, period)
+    if running is not None:  # never two runs of one period and profile at once
+        return Outcome(
+            area_code,
+            profile.name,
+            period.label,
+            "running",
+            running,
+            f"already running as run {running}",
+        )
     if not force and last is not None and last["input_digest"] == digest:
         return Outcome(
             area_code,
@@ -326,6 +336,27 @@ def _last_published(
         {"area": area_id, "profile": profile_id, "kind": period.kind, "label": period.label},
     ).one_or_none()
     return dict(row._mapping) if row is not None else None
+
+
+def _running(conn: Connection, area_id: int, profile_id: int, period: RunPeriod) -> int | None:
+    """A run of the same period and profile that is running now (its heartbeat is fresh)."""
+    found = conn.scalar(
+        text("""
+        SELECT id FROM est.hotspot_run
+        WHERE area_id = :area AND profile_id = :profile AND period_kind = :kind
+          AND period_label = :label AND status = 'running'
+          AND heartbeat_at >= clock_timestamp() - make_interval(secs => :stale)
+        ORDER BY id DESC LIMIT 1
+    """),
+        {
+            "area": area_id,
+            "profile": profile_id,
+            "kind": period.kind,
+            "label": period.label,
+            "stale": STALE_AFTER_S,
+        },
+    )
+    return int(found) if found is not None else None
 
 
 def _previous_run(conn: Connection, area_id: int, profile_id: int, period: RunPeriod) -> int | None:

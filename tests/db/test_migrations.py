@@ -48,6 +48,7 @@ ALL_TABLES = DESIGN_TABLES | {
     "forecast_cell",
     "viewer_cell",
     "area_figure",
+    "nightly_claim",
 }
 
 

@@ -101,6 +101,15 @@ def start_run(
         filters={"area": body.area, "profile": profile.name, "week": week.label},
     )
     started = runs.start(jobs, body.area, profile, week, force=body.force)
+    if isinstance(started, runs.Outcome) and started.status == "running":
+        assert started.run_id is not None
+        return RunStarted(
+            run_id=started.run_id,
+            status="running",
+            week=week.label,
+            detail=started.detail,
+            href=f"/api/v1/runs/{started.run_id}",
+        )
     if isinstance(started, runs.Outcome):
         assert started.run_id is not None
         skipped = RunStarted(
