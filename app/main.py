@@ -19,6 +19,7 @@ from app.api.routes import (
     incident_writes,
     incidents,
     layers,
+    metrics,
     profiles,
     runs,
 )
@@ -64,7 +65,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute)
     install_error_handlers(app)
-    routers = (health, access, areas, profiles, incidents, incident_writes, imports, layers, runs)
+    routers = (
+        health,
+        access,
+        areas,
+        profiles,
+        incidents,
+        incident_writes,
+        imports,
+        layers,
+        runs,
+        metrics,
+    )
     for module in routers:
         app.include_router(module.router, responses=problem_responses())
     generate = app.openapi

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     scheduler: bool = Field(
         True, description="Run the nightly schedule inside the service (every replica may)."
     )
+    metrics_public: bool = Field(
+        False, description="Serve /metrics without a key (else the operator's admin key)."
+    )
     recompute_schedule: str = Field(
         "03:30",
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",

@@ -104,3 +104,46 @@ def run_visible(conn: Connection, run_id: int, organisation_id: int) -> bool:
         {"id": run_id, "org": organisation_id},
     )
     return found is not None
+
+
+def run_health(conn: Connection) -> dict[str, list[dict[str, Any]]]:
+    """What an operator's alerting watches: per area and profile the age of the published run,
+    the last run's status and duration; the claims of the newest night by status."""
+    published = conn.execute(
+        text("""
+        SELECT a.code AS area, p.name AS profile, coalesce(o.code, '') AS organisation,
+               r.period_kind, extract(epoch FROM clock_timestamp() - r.published_at) AS age_s
+        FROM est.layer_current c
+        JOIN est.hotspot_run r ON r.id = c.run_id
+        JOIN est.area a ON a.id = c.area_id
+        JOIN est.analysis_profile p ON p.id = c.profile_id
+        LEFT JOIN est.organisation o ON o.id = p.organisation_id
+        WHERE c.layer IN ('hotspots', 'tertial.hotspots')
+        ORDER BY 1, 2, 3, 4
+    """)
+    ).all()
+    last = conn.execute(
+        text("""
+        SELECT DISTINCT ON (r.area_id, r.profile_id) a.code AS area, p.name AS profile,
+               coalesce(o.code, '') AS organisation, r.status::text AS status,
+               extract(epoch FROM coalesce(r.finished_at, clock_timestamp()) - r.started_at)
+                   AS duration_s
+        FROM est.hotspot_run r
+        JOIN est.area a ON a.id = r.area_id
+        JOIN est.analysis_profile p ON p.id = r.profile_id
+        LEFT JOIN est.organisation o ON o.id = p.organisation_id
+        ORDER BY r.area_id, r.profile_id, r.id DESC
+    """)
+    ).all()
+    claims = conn.execute(
+        text("""
+        SELECT task, status::text AS status, count(*)::integer AS n
+        FROM est.nightly_claim WHERE night = (SELECT max(night) FROM est.nightly_claim)
+        GROUP BY 1, 2 ORDER BY 1, 2
+    """)
+    ).all()
+    return {
+        "published": [dict(r._mapping) for r in published],
+        "last": [dict(r._mapping) for r in last],
+        "claims": [dict(r._mapping) for r in claims],
+    }
