@@ -21,6 +21,7 @@ from sqlalchemy import Connection, text
 
 from app.access.privacy import Period
 from app.core.errors import NotFound
+from app.db.reference import group_categories
 from app.runs.figures import GroupCounts, figure_periods
 from app.runs.profiles import ProfileSettings
 from clustering.weeks import week_numbers
@@ -51,14 +52,7 @@ def load_area(conn: Connection, code: str) -> AreaRow:
 
 def group_codes(conn: Connection, group: str) -> list[str] | None:
     """The categories of a profile's group (None for all categories)."""
-    if group == "all":
-        return None
-    return list(
-        conn.scalars(
-            text("SELECT category_code FROM est.category_group_member WHERE group_code = :g"),
-            {"g": group},
-        )
-    )
+    return None if group == "all" else group_categories(conn, group)
 
 
 def input_digest(

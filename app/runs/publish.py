@@ -95,7 +95,7 @@ def write_results(
                 "wkb": _multi(row.geometry),
                 "n": 0,
                 "area": float(row.area_m2),
-                "stats": _json({"reason": row.reason, "merged_into": _none(row.merged_into)}),
+                "stats": _json({"reason": row.reason, "merged_into": _plain(row.merged_into)}),
                 "vwkb": None,
                 "vn": None,
             }
@@ -150,10 +150,6 @@ def write_results(
             {"cell_size_m": "int64", "ix": "int64", "iy": "int64", "shown": "Int64", "bin": "Int64"}
         )
         _copy(conn, "est.viewer_cell", run_id, cells)
-
-
-def _none(value: Any) -> Any:
-    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
 
 
 def _cells(

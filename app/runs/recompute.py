@@ -517,8 +517,7 @@ def profiles_to_run(
     for code in area_codes or []:
         found = list_profiles(conn, code)
         if not found:
-            if inputs.load_area(conn, code) is None:  # pragma: no cover - load_area raises
-                raise NotFound(f"no area {code!r}")
+            inputs.load_area(conn, code)  # NotFound for an unknown area
             raise NotFound(f"area {code} has no profile: load it with `est areas load`")
         chosen.extend(found)
     pairs = [

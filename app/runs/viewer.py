@@ -109,10 +109,14 @@ def _no_cells() -> pd.DataFrame:
 
 
 def _cells(layer: str, grid: privacy.Grid, **columns: Any) -> pd.DataFrame:
-    frame = pd.DataFrame({"ix": grid.ix, "iy": grid.iy, **columns})
-    frame.insert(0, "layer", layer)
-    frame.insert(1, "cell_size_m", grid.cell_size_m)
-    return frame
+    return _as_layer(
+        pd.DataFrame({"ix": grid.ix, "iy": grid.iy, **columns}), layer, grid.cell_size_m
+    )
+
+
+def _as_layer(frame: pd.DataFrame, layer: str, cell_size_m: int) -> pd.DataFrame:
+    """A layer's cells with its name and cell size (build orders the columns)."""
+    return frame.assign(layer=layer, cell_size_m=cell_size_m)
 
 
 def _centres(grid: privacy.Grid) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -134,9 +138,7 @@ def _density(request: ViewerRequest, window: privacy.Grid, notes: dict[str, str]
         return _no_cells()
     cells = model.to_cells()
     frame = pd.DataFrame({"ix": cells["ix"], "iy": cells["iy"], "value": cells["density"]})
-    frame.insert(0, "layer", "density")
-    frame.insert(1, "cell_size_m", size)
-    return frame
+    return _as_layer(frame, "density", size)
 
 
 def _gistar(request: ViewerRequest, window: privacy.Grid, notes: dict[str, str]) -> pd.DataFrame:
@@ -162,9 +164,7 @@ def _gistar(request: ViewerRequest, window: privacy.Grid, notes: dict[str, str])
             "bin": cells["bin"].astype(int),
         }
     )
-    frame.insert(0, "layer", "gistar")
-    frame.insert(1, "cell_size_m", size)
-    return frame
+    return _as_layer(frame, "gistar", size)
 
 
 def _mid_week(monday: date, tz: str) -> datetime:
@@ -207,9 +207,7 @@ def _emerging(
         }
     )
     frame = frame[~frame["pattern"].isin(["", NO_PATTERN])]
-    frame.insert(0, "layer", "emerging")
-    frame.insert(1, "cell_size_m", size)
-    return frame
+    return _as_layer(frame, "emerging", size)
 
 
 def _forecast(
@@ -244,9 +242,7 @@ def _forecast(
     frame = pd.DataFrame(
         {"ix": ranked["ix"], "iy": ranked["iy"], "value": ranked["risk"], "bin": ranked["rank"]}
     )
-    frame.insert(0, "layer", "forecast")
-    frame.insert(1, "cell_size_m", size)
-    return frame
+    return _as_layer(frame, "forecast", size)
 
 
 def _figures(

@@ -173,6 +173,7 @@ def test_the_run_publishes_the_known_hotspots_and_layers(
     assert any(p.contains(shapely.Point(place.persisting)) for p in polygons)
     assert any(p.contains(shapely.Point(place.emerging)) for p in polygons)
     assert not any(p.contains(shapely.Point(place.fading)) for p in polygons)
+    assert any(h.vg is not None and h.viewer_count > 0 for h in hotspots)
     for h in hotspots:
         assert len(h.stats["weekly"]) == 12
         if h.vg is not None:  # the viewer version is whole cells of the profile's size
