@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -184,28 +184,81 @@ def viewer_grid(
     group: str | None,
 ) -> Grid:
     """Shown counts per cell, through est.viewer_grid (which checks everything again)."""
+    _check_size(protected, cell_size_m)
+    rows = _answer(
+        conn,
+        "SELECT ix, iy, shown FROM est.viewer_grid(:area, :size, :kind, :day, :group)",
+        {
+            "area": area_code,
+            "size": cell_size_m,
+            "kind": period.kind,
+            "day": period.first_day,
+            "group": group,
+        },
+    )
+    return _grid(cell_size_m, period, [(r.ix, r.iy, r.shown) for r in rows])
+
+
+def viewer_grids(
+    conn: Connection,
+    protected: Protection,
+    area_code: str,
+    cell_size_m: int,
+    periods: list[Period],
+    groups: list[str | None],
+) -> list[list[Grid]]:
+    """est.viewer_grid's answers for every period (outer list) and group (inner list), read
+    in one call of est.viewer_grids (the nightly run's system role only): each answer is the
+    one est.viewer_grid gives, and the incidents are read and keyed once."""
+    _check_size(protected, cell_size_m)
+    if not periods or not groups:
+        return [[] for _ in periods]
+    rows = _answer(
+        conn,
+        "SELECT period_no, group_no, ix, iy, shown FROM est.viewer_grids("
+        ":area, :size, CAST(:kinds AS text[]), CAST(:days AS date[]), CAST(:groups AS text[]))",
+        {
+            "area": area_code,
+            "size": cell_size_m,
+            "kinds": [p.kind for p in periods],
+            "days": [p.first_day for p in periods],
+            "groups": groups,
+        },
+    )
+    table = np.array(
+        [(r.period_no, r.group_no, r.ix, r.iy, r.shown) for r in rows], dtype=np.int64
+    ).reshape(-1, 5)
+    order = np.lexsort((table[:, 1], table[:, 0]))  # stable: keeps each answer's cell order
+    table = table[order]
+    keys = table[:, 0] * (len(groups) + 1) + table[:, 1]
+    answers: list[list[Grid]] = []
+    for i, period in enumerate(periods, start=1):
+        row: list[Grid] = []
+        for j in range(1, len(groups) + 1):
+            lo, hi = np.searchsorted(
+                keys, [i * (len(groups) + 1) + j, i * (len(groups) + 1) + j + 1]
+            )
+            part = table[lo:hi]
+            row.append(Grid(cell_size_m, period, part[:, 2], part[:, 3], part[:, 4]))
+        answers.append(row)
+    return answers
+
+
+def _check_size(protected: Protection, cell_size_m: int) -> None:
     if cell_size_m not in protected.cell_sizes:
         sizes = ", ".join(str(s) for s in protected.cell_sizes)
         raise InvalidInput(f"cell_size_m must be one of {sizes} for aggregate layers")
+
+
+def _answer(conn: Connection, sql: str, values: dict[str, object]) -> list[Any]:
+    """The rows of a viewer function; its own refusals (SQLSTATE 22023) as InvalidInput."""
     try:
         with conn.begin_nested():
-            rows = conn.execute(
-                text(
-                    "SELECT ix, iy, shown FROM est.viewer_grid(:area, :size, :kind, :day, :group)"
-                ),
-                {
-                    "area": area_code,
-                    "size": cell_size_m,
-                    "kind": period.kind,
-                    "day": period.first_day,
-                    "group": group,
-                },
-            ).all()
+            return list(conn.execute(text(sql), values).all())
     except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) == "22023":  # the function's own refusal
+        if getattr(exc.orig, "sqlstate", None) == "22023":
             raise InvalidInput(str(exc.orig).splitlines()[0]) from None
         raise
-    return _grid(cell_size_m, period, [(r.ix, r.iy, r.shown) for r in rows])
 
 
 def exact_grid(
@@ -272,11 +325,9 @@ def weekly_grids(
     mondays: list[date],
     group: str | None,
 ) -> list[Grid]:
-    """The shown counts of each of the weeks that start on the given Mondays."""
-    return [
-        viewer_grid(conn, protected, area_code, cell_size_m, period_of("week", m), group)
-        for m in mondays
-    ]
+    """The shown counts of each of the weeks that start on the given Mondays (one call)."""
+    weeks = [period_of("week", m) for m in mondays]
+    return [row[0] for row in viewer_grids(conn, protected, area_code, cell_size_m, weeks, [group])]
 
 
 def summed(grids: list[Grid], cell_size_m: int) -> Grid:

@@ -96,7 +96,8 @@ def load_incidents(
     codes = group_codes(conn, settings.category_group)
     rows = conn.execute(
         text("""
-        SELECT ST_X(i.geom) AS x, ST_Y(i.geom) AS y, i.occurred_from, i.category_code,
+        SELECT ST_X(i.geom) AS x, ST_Y(i.geom) AS y,
+               (extract(epoch FROM i.occurred_from) * 1000000)::bigint AS t, i.category_code,
                i.location_precision::text AS precision, c.sensitive
         FROM est.incident i
         JOIN est.incident_area ia ON ia.incident_id = i.id AND ia.area_id = :area
@@ -107,7 +108,9 @@ def load_incidents(
     """),
         {"area": area_id, "since": since, "until": until, "codes": codes},
     ).all()
-    frame = pd.DataFrame(rows, columns=["x", "y", "t", "category", "precision", "sensitive"])
+    names = ["x", "y", "t", "category", "precision", "sensitive"]
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    frame = pd.DataFrame({k: list(v) for k, v in zip(names, columns, strict=True)})
     sensitive = frame["sensitive"].astype(bool).to_numpy()
     centroid = (frame["precision"] == "area_centroid").to_numpy()
     unknown = (frame["precision"] == "unknown").to_numpy()
@@ -122,10 +125,10 @@ def load_incidents(
         "unknown_location": int((unknown & ~sensitive).sum()),
     }
     used = frame[keep]
-    times = pd.to_datetime(used["t"], utc=True)
+    times = pd.to_datetime(used["t"].to_numpy(dtype=np.int64), unit="us", utc=True)
     return Incidents(
         xy=used[["x", "y"]].to_numpy(dtype=np.float64).reshape(-1, 2),
-        time=times.dt.tz_localize(None).to_numpy(dtype="datetime64[us]"),
+        time=times.tz_localize(None).to_numpy(dtype="datetime64[us]"),
         week=week_numbers(times, tz).astype(np.int64),
         category=used["category"].to_numpy(dtype=object),
         left_out=left_out,

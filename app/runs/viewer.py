@@ -250,18 +250,18 @@ def _figures(
 ) -> list[dict[str, Any]]:
     """The shown totals of the area per category group (largest cell size: least rounding)."""
     size = max(protected.cell_sizes)
+    named = figure_periods(request.period)
+    periods = [p for ps in named.values() for p in ps]
+    answers = privacy.viewer_grids(
+        conn, protected, request.area_code, size, periods, list(request.groups)
+    )
     groups = []
-    for group in request.groups:
+    for j, group in enumerate(request.groups):
         totals: dict[str, list[int]] = {}
-        for name, periods in figure_periods(request.period).items():
-            totals[name] = [
-                int(
-                    privacy.viewer_grid(
-                        conn, protected, request.area_code, size, p, group
-                    ).count.sum()
-                )
-                for p in periods
-            ]
+        i = 0
+        for name, ps in named.items():
+            totals[name] = [int(answers[i + k][j].count.sum()) for k in range(len(ps))]
+            i += len(ps)
         groups.append(
             GroupCounts(
                 group,

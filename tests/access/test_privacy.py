@@ -8,6 +8,7 @@ the app role cannot change them or ask around them.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -221,6 +222,8 @@ def test_the_app_role_cannot_ask_around_the_rules(app_engine: Engine, world: Wor
         "SELECT secret FROM est.privacy_secret",
         "SELECT est.record_key('\\x00'::bytea, 1)",
         "SELECT est.cell_noise(1, 5, '{0}', '{1}')",
+        # the nightly run's many answers in one call are the system role's only
+        "SELECT * FROM est.viewer_grids('1285', 250, '{week}', '{2026-10-05}', '{NULL}')",
     ]
     for sql in calls:
         with as_caller(app_engine, "kommun-1285", "viewer") as conn, pytest.raises(DBAPIError):
@@ -316,3 +319,52 @@ def test_shown_counts_of_generated_cells_are_unbiased_and_within_four(
         assert np.mean(errors != 0) > 0.5  # the counts are perturbed, not merely rounded
     finally:
         _delete(engine, "gen")
+
+
+def test_the_nightly_runs_many_answers_are_each_the_single_answer(
+    viewer: Viewer, system_engine_module: Engine
+) -> None:
+    """est.viewer_grids (one call for a run's weeks and groups) gives, for every period and
+    group, exactly what est.viewer_grid gives: the same cells, the same shown counts."""
+    from app.access import privacy
+
+    engine = system_engine_module
+    x0, y0 = viewer.origin["1083"]
+    rng = np.random.default_rng(5)
+    categories = ["skadegorelse.klotter", "tillgrepp.cykelstold", "narkotika.innehav"]
+    first = datetime(2026, 2, 2, 8, tzinfo=UTC)  # Monday of week 6; weeks no other test uses
+    records = []
+    for i in range(4000):
+        r = _records("many", [(x0 + rng.normal(0, 700), y0 + rng.normal(0, 700))], first)[0]
+        records.append(
+            dataclasses.replace(
+                r,
+                external_id=f"many-{i}",
+                category_code=categories[i % 3],
+                occurred_from=first + timedelta(hours=float(rng.uniform(0, 24 * 7 * 5))),
+                location_precision=("address", "exact", "area_centroid")[i % 7 % 3],
+            )
+        )
+    _store(engine, viewer.org_id, records)
+    try:
+        periods = [privacy.period_of("week", first.date() + timedelta(7 * k)) for k in range(5)]
+        periods += [privacy.period_of("4weeks", first.date()), privacy.period_of("year", first)]
+        groups = [None, *GROUPS[1:4]]
+        with engine.begin() as conn:
+            privacy.as_system(conn)
+            protected = privacy.protection(conn)
+            for size in (125, 500):
+                many = privacy.viewer_grids(conn, protected, "1083", size, periods, groups)
+                seen = 0
+                for i, period in enumerate(periods):
+                    for j, group in enumerate(groups):
+                        one = privacy.viewer_grid(conn, protected, "1083", size, period, group)
+                        got = many[i][j]
+                        assert got.period == period
+                        assert list(zip(got.ix, got.iy, got.count, strict=True)) == list(
+                            zip(one.ix, one.iy, one.count, strict=True)
+                        ), (size, period, group)
+                        seen += len(one.ix)
+                assert seen > 100  # the answers are not all empty
+    finally:
+        _delete(engine, "many")
