@@ -60,6 +60,17 @@ class Settings(BaseSettings):
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
         description="Local time (EST_TIMEZONE) of the night's runs and purge, HH:MM.",
     )
+    recompute_workers: int = Field(
+        0,
+        ge=0,
+        description="Dask worker processes of a local cluster for the night's runs "
+        "(0: in the process itself).",
+    )
+    dask_scheduler: str | None = Field(
+        None,
+        description="An existing Dask cluster for the night's runs, tls://HOST:8786 "
+        "(TLS through Dask's own DASK_DISTRIBUTED__COMM__TLS__* settings).",
+    )
     archive_dir: str = Field(
         ".data/archive", description="Where `est purge` writes what it deletes (GPKG + CSV)."
     )

@@ -35,6 +35,21 @@ def recompute(
             "same claims as the service's scheduler: from cron, it never doubles a night."
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Compute on a local Dask cluster of this many worker processes "
+            "(default EST_RECOMPUTE_WORKERS; 0: in this process).",
+        ),
+    ] = -1,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Compute on an existing Dask cluster, e.g. tls://10.0.0.5:8786 "
+            "(default EST_DASK_SCHEDULER). Only this process talks to the database.",
+        ),
+    ] = None,
 ) -> None:
     """Compute and publish the week's runs of areas: one line per area and profile."""
     from datetime import datetime
@@ -45,23 +60,36 @@ def recompute(
 
     if not area and not all_areas:
         fail("name areas with --area CODE (repeatable) or give --all")
+    from app.runs import scale
+    from app.settings import get_settings
+
+    settings = get_settings()
+    workers = settings.recompute_workers if workers < 0 else workers
+    scheduler = scheduler or (settings.dask_scheduler if workers == 0 else None)
     db = system_engine()
-    if nightly:
-        _nightly(db, None if all_areas else area)
-        return
-    with reported(), db.connect() as conn:
-        tz = read_deployment(conn).timezone
-        chosen = runs.run_period(week, tz, datetime.now(ZoneInfo(tz)))
-        pairs = runs.profiles_to_run(conn, None if all_areas else area, profile)
+    with reported():
+        if scheduler:
+            scale.check_scheduler_address(scheduler)
+        if nightly:
+            with scale.runner(workers, scheduler) as where:
+                _nightly(db, None if all_areas else area, where)
+            return
+        with db.connect() as conn:
+            tz = read_deployment(conn).timezone
+            chosen = runs.run_period(week, tz, datetime.now(ZoneInfo(tz)))
+            pairs = runs.profiles_to_run(conn, None if all_areas else area, profile)
     if not pairs:
         fail("no active profile to run")
-    outcomes = run_pairs(db, pairs, chosen, force)
+    with reported(), scale.runner(workers, scheduler) as where:
+        if workers or scheduler:
+            err.print(f"computing {where.describe()}")
+        outcomes = run_pairs(db, pairs, chosen, force, where)
     _summary(outcomes)
     if any(o.status == "failed" for o in outcomes):
         raise typer.Exit(code=4)
 
 
-def _nightly(db: Any, areas: list[str] | None) -> None:
+def _nightly(db: Any, areas: list[str] | None, where: Any) -> None:
     """The due night's work, as the scheduler does it."""
     from datetime import UTC, datetime
 
@@ -72,7 +100,7 @@ def _nightly(db: Any, areas: list[str] | None) -> None:
     with reported():
         at = schedule.parse_clock(settings.recompute_schedule)
         night = schedule.due_night(datetime.now(UTC), at, settings.timezone)
-        report = schedule.run_night(db, settings, night, area_codes=areas)
+        report = schedule.run_night(db, settings, night, area_codes=areas, runner=where)
     _summary(report.outcomes)
     console.print(
         f"night of {night} ({report.week}): {len(report.outcomes)} runs here, "
@@ -83,14 +111,18 @@ def _nightly(db: Any, areas: list[str] | None) -> None:
         raise typer.Exit(code=4)
 
 
-def run_pairs(db: Any, pairs: list[Any], chosen: Any, force: bool = False) -> list[Any]:
-    """Run each (area, profile) for the week with a spinner per area; failures are recorded
-    (in the run's row and in the outcome) and the other areas go on."""
+def run_pairs(
+    db: Any, pairs: list[Any], chosen: Any, force: bool = False, where: Any = None
+) -> list[Any]:
+    """Run each (area, profile) for the week with a spinner per area (several at once on
+    Dask workers); failures are recorded (in the run's row and in the outcome) and the other
+    areas go on."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from app.runs import recompute as runs
+    from app.runs import scale
 
-    outcomes: list[runs.Outcome] = []
+    where = where or scale.Local()
     with Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -99,19 +131,24 @@ def run_pairs(db: Any, pairs: list[Any], chosen: Any, force: bool = False) -> li
         console=err,
         transient=True,
     ) as progress:
-        for code, p in pairs:
+
+        def one(pair: tuple[str, Any]) -> runs.Outcome:
+            code, p = pair
             task = progress.add_task(f"{code} {p.name} {chosen.label}", stage="")
 
-            def on_stage(name: str, task: Any = task) -> None:
+            def on_stage(name: str) -> None:
                 progress.update(task, stage=name)
 
             try:
-                outcome = runs.recompute(db, code, p, chosen, force=force, progress=on_stage)
+                outcome = runs.recompute(
+                    db, code, p, chosen, force=force, progress=on_stage, runner=where
+                )
             except Exception as exc:  # one area's failure is recorded; the others go on
                 outcome = runs.Outcome(code, p.name, chosen.label, "failed", None, str(exc))
             progress.remove_task(task)
-            outcomes.append(outcome)
-    return outcomes
+            return outcome
+
+        return scale.each(one, pairs, where.parallel)
 
 
 def recompute_areas(codes: list[str], weeks: list[str]) -> None:

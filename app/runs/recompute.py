@@ -23,10 +23,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from importlib import metadata
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
@@ -36,7 +37,7 @@ from app.db.deployment import read_deployment
 from app.db.jobs import HOTSPOT_RUNS, STALE_AFTER_S, Job, sweep_stale
 from app.runs import compute as computing
 from app.runs import inputs, publish, viewer
-from app.runs.figures import figure_periods, tested
+from app.runs.figures import GroupCounts, figure_periods, tested
 from app.runs.figures import previous as previous_period
 from app.runs.profiles import DEFAULT_NAME as DEFAULT_PROFILE
 from app.runs.profiles import Profile, find_profile, list_profiles
@@ -292,15 +293,37 @@ def start(
     return Started(job, area, profile, period, first)
 
 
-def execute(engine: Engine, started: Started, progress: Progress | None = None) -> Outcome:
-    """Compute, write and publish a started run in one transaction; record a failure."""
+class Runner(Protocol):
+    """Where a run's computation happens (app.runs.scale: in this process or on Dask)."""
+
+    def work(self, gathered: Gathered) -> Computed:
+        """Compute a gathered run; return what it computed."""
+        ...
+
+
+def execute(
+    engine: Engine,
+    started: Started,
+    progress: Progress | None = None,
+    runner: Runner | None = None,
+) -> Outcome:
+    """Read what a started run needs, compute it (here or on the runner's workers), then
+    write and publish it in one transaction; record a failure."""
     stages = _Stages(progress)
     job = started.job
     try:
-        with job.beating(), engine.begin() as conn:
-            return _run(
-                conn, job, started.area, started.profile, started.period, started.start, stages
-            )
+        with job.beating():
+            with engine.begin() as conn:
+                gathered = gather(conn, started, stages)
+            if runner is None:
+                computed = work(gathered)
+            else:
+                if progress is not None:
+                    progress("methods")
+                computed = runner.work(gathered)
+            stages.timings.update(computed.timings)
+            with engine.begin() as conn:
+                return store(conn, started, gathered, computed, stages)
     except Exception as exc:
         job.fail(f"{type(exc).__name__}: {exc}", timings=stages.timings)
         raise
@@ -315,12 +338,13 @@ def recompute(
     force: bool = False,
     now: datetime | None = None,
     progress: Progress | None = None,
+    runner: Runner | None = None,
 ) -> Outcome:
     """Compute, write and publish one area's run for one period and profile (see the module)."""
     started = start(engine, area_code, profile, period, force=force, now=now)
     if isinstance(started, Outcome):
         return started
-    return execute(engine, started, progress)
+    return execute(engine, started, progress, runner)
 
 
 def _last_published(
@@ -365,22 +389,48 @@ def _previous_run(conn: Connection, area_id: int, profile_id: int, period: RunPe
     return int(found["id"]) if found else None
 
 
-def _run(
-    conn: Connection,
-    job: Job,
-    area: inputs.AreaRow,
-    profile: Profile,
-    period: RunPeriod,
-    start: datetime,
-    stages: _Stages,
-) -> Outcome:
-    deployment = read_deployment(conn)
-    srid = deployment.srid
+@dataclass
+class Gathered:
+    """What a run read from the database: all its computation needs, as arrays and values
+    (a Dask worker gets this and nothing else; it needs no database)."""
+
+    run_input: computing.RunInput
+    viewer_request: viewer.ViewerRequest
+    answers: viewer.Answers
+    analyst_counts: list[GroupCounts]
+    in_period: npt.NDArray[np.bool_]  # the incidents of the run's own week or tertial
+    flagged: tuple[int, Any, Any] | None  # the previous run's flagged forecast cells
+    previous_run: int | None
+    left_out: dict[str, int]
+
+
+@dataclass
+class Computed:
+    """What `work` computed from a gathered run."""
+
+    result: computing.RunResult
+    layers: viewer.ViewerLayers
+    analyst_figures: list[dict[str, Any]]
+    figures: dict[str, Any]
+    timings: dict[str, float]
+
+
+def gather(conn: Connection, started: Started, stages: _Stages) -> Gathered:
+    """Read the run's incidents, the previous run, the figures' counts and the viewer answers."""
+    area, profile, period = started.area, started.profile, started.period
+    srid = read_deployment(conn).srid
     tz = period.tz
     with stages.stage("read"):
-        incidents = inputs.load_incidents(conn, area.id, start, period.end, profile.settings, tz)
+        incidents = inputs.load_incidents(
+            conn, area.id, started.start, period.end, profile.settings, tz
+        )
         previous_run = _previous_run(conn, area.id, profile.id, period)
         previous = inputs.previous_hotspots(conn, previous_run, srid)
+        flagged = (
+            inputs.flagged_forecast(conn, previous_run)
+            if previous_run is not None and period.kind == "week"
+            else None
+        )
     since, until = (
         np.datetime64(t.astimezone(UTC).replace(tzinfo=None), "us")
         for t in (period.start, period.end)
@@ -404,43 +454,73 @@ def _run(
         settings=profile.settings,
         previous=previous,
     )
-    with stages.stage("methods"):
-        result = computing.compute(run_input)
     with stages.stage("figures"):
-        analyst_figures = tested(
-            inputs.figure_counts(conn, area.id, period.period, profile.settings, tz)
-        )
-        this_period = incidents.xy[in_period]
-        figures: dict[str, Any] = {
-            "concentration": computing.concentration(
-                this_period, area.geom, profile.settings.methods.gistar.cell_size_m
-            ),
-            "forecast_score": _forecast_score(conn, previous_run, this_period, area.geom)
-            if period.kind == "week"
-            else None,
-        }
+        analyst_counts = inputs.figure_counts(conn, area.id, period.period, profile.settings, tz)
+    request = viewer.ViewerRequest(
+        area.code,
+        area.geom,
+        period.period,
+        period.last_monday,
+        profile.settings,
+        tz,
+        inputs.all_group_codes(conn),
+    )
+    with stages.stage("viewer answers"):
+        answers = viewer.ask(conn, request)
+    return Gathered(
+        run_input,
+        request,
+        answers,
+        analyst_counts,
+        in_period,
+        flagged,
+        previous_run,
+        incidents.left_out,
+    )
+
+
+def work(gathered: Gathered) -> Computed:
+    """A run's computation, from what was gathered alone: the methods, the viewer layers
+    and the figures. Pure: the same input always gives the same output, wherever it runs."""
+    stages = _Stages(None)
+    run = gathered.run_input
+    with stages.stage("methods"):
+        result = computing.compute(run)
     with stages.stage("viewer"):
-        layers = viewer.build(
-            conn,
-            viewer.ViewerRequest(
-                area.code,
-                area.geom,
-                period.period,
-                period.last_monday,
-                profile.settings,
-                tz,
-                inputs.all_group_codes(conn),
-            ),
-            list(result.hotspots.geometry),
+        layers = viewer.make(
+            gathered.viewer_request, gathered.answers, list(result.hotspots.geometry)
         )
+    this_period = run.xy[gathered.in_period]
+    figures: dict[str, Any] = {
+        "concentration": computing.concentration(
+            this_period, run.area, run.settings.methods.gistar.cell_size_m
+        ),
+        "forecast_score": forecast_score(
+            gathered.previous_run, gathered.flagged, this_period, run.area
+        ),
+    }
+    return Computed(result, layers, tested(gathered.analyst_counts), figures, stages.timings)
+
+
+def store(
+    conn: Connection,
+    started: Started,
+    gathered: Gathered,
+    computed: Computed,
+    stages: _Stages,
+) -> Outcome:
+    """Write everything the run computed, switch layer_current and record it succeeded."""
+    job, area, profile = started.job, started.area, started.profile
+    result, layers = computed.result, computed.layers
+    srid = read_deployment(conn).srid
     with stages.stage("write"):
         publish.write_results(conn, job.id, srid, result, layers)
-        publish.write_figures(conn, job.id, "analyst", analyst_figures)
+        publish.write_figures(conn, job.id, "analyst", computed.analyst_figures)
         publish.write_figures(conn, job.id, "viewer", layers.figures)
         published = publish.publish(conn, job.id)
     counts = {
         **result.counts,
-        "this_period": len(this_period),
+        "this_period": int(gathered.in_period.sum()),
         "hotspots": len(result.hotspots),
         "gone": len(result.gone),
         "density_cells": len(result.density),
@@ -451,9 +531,9 @@ def _run(
     }
     provenance = {
         "incidents_used": result.counts["window"],
-        "incidents_read": len(incidents.xy),
-        "left_out": incidents.left_out,
-        "previous_run": previous_run,
+        "incidents_read": len(gathered.run_input.xy),
+        "left_out": gathered.left_out,
+        "previous_run": gathered.previous_run,
         "viewer_protection": layers.protection,
         "viewer_values": "est.viewer_grid shown counts of allowed periods",
     }
@@ -463,13 +543,13 @@ def _run(
         timings=stages.timings,
         counts=counts,
         provenance=provenance,
-        figures=figures,
+        figures=computed.figures,
         notes={"analyst": result.notes, "viewer": layers.notes},
     )
     return Outcome(
         area.code,
         profile.name,
-        period.label,
+        started.period.label,
         "succeeded",
         job.id,
         "; ".join(f"{k}: {v}" for k, v in result.notes.items()),
@@ -479,18 +559,21 @@ def _run(
     )
 
 
-def _forecast_score(
-    conn: Connection, previous_run: int | None, this_week: Any, area: Any
+def forecast_score(
+    previous_run: int | None,
+    flagged: tuple[int, Any, Any] | None,
+    this_week: Any,
+    area: Any,
 ) -> dict[str, Any] | None:
     """Last week's forecast against this week's incidents: hit rate, PAI and PEI*."""
-    if previous_run is None:
+    if previous_run is None or flagged is None:
         return None
-    size, fx, fy = inputs.flagged_forecast(conn, previous_run)
+    size, fx, fy = flagged
     if size == 0 or len(this_week) == 0:
         return {"run_id": previous_run, "incidents": len(this_week), "flagged_cells": len(fx)}
     ix, iy = cell_index(this_week[:, 0], this_week[:, 1], size)
-    flagged = set(zip(fx.tolist(), fy.tolist(), strict=True))
-    hits = sum((a, b) in flagged for a, b in zip(ix.tolist(), iy.tolist(), strict=True))
+    flagged_cells = set(zip(fx.tolist(), fy.tolist(), strict=True))
+    hits = sum((a, b) in flagged_cells for a, b in zip(ix.tolist(), iy.tolist(), strict=True))
     ax, ay = cells_in_area(area, size)
     study = set(zip(ax.tolist(), ay.tolist(), strict=True))
     counts = pd.Series(1, index=pd.MultiIndex.from_arrays([ix, iy])).groupby(level=[0, 1]).sum()

@@ -31,6 +31,8 @@ from sqlalchemy import Engine, text
 from app.db.deployment import read_deployment
 from app.db.jobs import STALE_AFTER_S, Job, JobTable
 from app.runs import recompute as runs
+from app.runs import scale
+from app.runs.profiles import Profile
 from app.runs.purge import purge
 from app.settings import Settings
 
@@ -138,15 +140,20 @@ def run_night(
     area_codes: list[str] | None = None,
     stale_after_s: float = STALE_AFTER_S,
     on_outcome: Callable[[runs.Outcome], None] | None = None,
+    runner: scale.Runner | None = None,
 ) -> NightReport:
-    """Do whatever of the night's work nobody else has claimed: runs, then the purge."""
+    """Do whatever of the night's work nobody else has claimed: runs (on the runner's
+    workers, several at once, when it has them), then the purge."""
     who = who or claimant()
+    where = runner or scale.Local()
     with engine.connect() as conn:
         tz = read_deployment(conn).timezone
         pairs = runs.profiles_to_run(conn, area_codes, None)
     period = night_period(night, tz)
     report = NightReport(night, period.label)
-    for code, profile in pairs:
+
+    def one(pair: tuple[str, Profile]) -> runs.Outcome | None:
+        code, profile = pair
         job = claim(
             engine,
             night,
@@ -157,19 +164,24 @@ def run_night(
             stale_after_s=stale_after_s,
         )
         if job is None:
-            report.taken_elsewhere += 1
-            continue
+            return None
         try:
             with job.beating():
-                outcome = runs.recompute(engine, code, profile, period)
+                outcome = runs.recompute(engine, code, profile, period, runner=where)
             with engine.begin() as conn:
                 job.finish(conn, run_id=outcome.run_id, outcome=outcome.status)
         except Exception as exc:  # recorded in the claim (and the run); the others go on
             job.fail(f"{type(exc).__name__}: {exc}")
             outcome = runs.Outcome(code, profile.name, period.label, "failed", None, str(exc))
-        report.outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
+        return outcome
+
+    for outcome in scale.each(one, pairs, where.parallel):
+        if outcome is None:
+            report.taken_elsewhere += 1
+        else:
+            report.outcomes.append(outcome)
     if area_codes is None:
         report.purged = _purge(engine, settings, night, who, stale_after_s)
     return report
@@ -189,6 +201,12 @@ def _purge(engine: Engine, settings: Settings, night: date, who: str, stale: flo
     return True
 
 
+def _night(engine: Engine, settings: Settings, night: date) -> NightReport:
+    """The night's work on the runner the settings name (this process by default)."""
+    with scale.runner(settings.recompute_workers, settings.dask_scheduler) as where:
+        return run_night(engine, settings, night, runner=where)
+
+
 class Scheduler:
     """A thread that does each night's work when it is due (see the module docstring)."""
 
@@ -202,7 +220,7 @@ class Scheduler:
         self.engine = engine
         self.settings = settings
         self.at = parse_clock(settings.recompute_schedule)
-        self.runner = runner or (lambda night: run_night(engine, settings, night))
+        self.runner = runner or (lambda night: _night(engine, settings, night))
         self.poll_s = poll_s
         self.last_night: date | None = None
         self._stop = threading.Event()

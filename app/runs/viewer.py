@@ -65,8 +65,19 @@ class ViewerRequest:
     groups: list[str]
 
 
-def build(conn: Connection, request: ViewerRequest, hotspot_polygons: list[Any]) -> ViewerLayers:
-    """Ask est.viewer_grid for the weeks the layers need and build every viewer layer."""
+@dataclass
+class Answers:
+    """The est.viewer_grid answers a run's viewer layers are built from (read by `ask`)."""
+
+    weekly: list[privacy.Grid]  # the weeks the layers need, oldest first
+    this: privacy.Grid  # the run's week, or its tertial
+    window: privacy.Grid  # the hotspot methods' window: summed weeks, or the tertial
+    figures: list[GroupCounts]  # the area's shown totals per category group
+    protection: dict[str, object]
+
+
+def ask(conn: Connection, request: ViewerRequest) -> Answers:
+    """Ask est.viewer_grid (through est.viewer_grids) for everything the layers need."""
     protected = privacy.protection(conn)
     privacy.as_system(conn)
     s = request.settings
@@ -84,6 +95,17 @@ def build(conn: Connection, request: ViewerRequest, hotspot_polygons: list[Any])
             conn, protected, request.area_code, size, request.period, s.category_group
         )
         window = this
+    figures = _figure_counts(conn, protected, request)
+    return Answers(weekly, this, window, figures, protected.describe())
+
+
+def make(request: ViewerRequest, answers: Answers, hotspot_polygons: list[Any]) -> ViewerLayers:
+    """Every viewer layer, the hotspots' viewer versions and the figures, from the answers
+    alone (no database: this runs where the methods run)."""
+    s = request.settings
+    size = s.cell_size_m
+    weekly, this, window = answers.weekly, answers.this, answers.window
+    mondays = [g.period.first_day for g in weekly]
     notes: dict[str, str] = {}
     frames = [_cells("counts", this, shown=this.count)]
     frames.append(_density(request, window, notes))
@@ -100,8 +122,12 @@ def build(conn: Connection, request: ViewerRequest, hotspot_polygons: list[Any])
             continue
         union = shapely.union_all(cell_polygons(window.ix[hit], window.iy[hit], size))
         hotspots.append((union, shown))
-    figures = _figures(conn, protected, request)
-    return ViewerLayers(cells, hotspots, figures, notes, protected.describe())
+    return ViewerLayers(cells, hotspots, tested(answers.figures), notes, answers.protection)
+
+
+def build(conn: Connection, request: ViewerRequest, hotspot_polygons: list[Any]) -> ViewerLayers:
+    """Ask est.viewer_grid for the weeks the layers need and build every viewer layer."""
+    return make(request, ask(conn, request), hotspot_polygons)
 
 
 def _no_cells() -> pd.DataFrame:
@@ -245,9 +271,9 @@ def _forecast(
     return _as_layer(frame, "forecast", size)
 
 
-def _figures(
+def _figure_counts(
     conn: Connection, protected: privacy.Protection, request: ViewerRequest
-) -> list[dict[str, Any]]:
+) -> list[GroupCounts]:
     """The shown totals of the area per category group (largest cell size: least rounding)."""
     size = max(protected.cell_sizes)
     named = figure_periods(request.period)
@@ -271,4 +297,4 @@ def _figures(
                 tuple(totals["baseline"]),
             )
         )
-    return tested(groups)
+    return groups

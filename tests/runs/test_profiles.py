@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from app.core.errors import Conflict, InvalidInput
 from app.runs.profiles import ProfileSettings, find_profile, parse_settings, save_profile
 
-AREA = "2584"  # Kiruna: no other test computes anything there
+AREA = "2523"  # Gällivare: no other test uses it
 
 
 def test_a_change_racing_another_is_a_conflict_not_a_lost_version(system_engine: Engine) -> None:

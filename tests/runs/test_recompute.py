@@ -393,7 +393,7 @@ def slow(*args, **kwargs):
     print("computing", flush=True)
     time.sleep(300)
 
-runs.viewer.build = slow
+runs.viewer.make = slow
 engine = create_engine({settings.role_url("est_system").render_as_string(hide_password=False)!r},
                        poolclass=pool.NullPool)
 with engine.connect() as conn:
