@@ -355,23 +355,25 @@ class EmergingHotspots(Estimator):
         self.crs_ = getattr(getattr(points, "geometry", None), "crs", None)
         return self
 
-    def to_cells(self) -> gpd.GeoDataFrame:
-        """Return one row per study cell: ix, iy, pattern, trend_z, trend_p, hot and cold steps."""
+    def to_cells(self, geometry: bool = True) -> gpd.GeoDataFrame | pd.DataFrame:
+        """Return one row per study cell: ix, iy, pattern, trend_z, trend_p, hot and cold steps
+        and the cell polygon (without it, a plain DataFrame: quicker for many cells)."""
         gx, gy = self.window_.cell_keys()
         m = self.cell_mask_
         ix, iy = gx[m], gy[m]
+        columns = {
+            "ix": ix,
+            "iy": iy,
+            "pattern": self.pattern_[m],
+            "trend_z": self.trend_z_[m],
+            "trend_p": self.trend_p_[m],
+            "hot_steps": self.hot_steps_[m],
+            "cold_steps": self.cold_steps_[m],
+        }
+        if not geometry:
+            return pd.DataFrame(columns)
         return gpd.GeoDataFrame(
-            {
-                "ix": ix,
-                "iy": iy,
-                "pattern": self.pattern_[m],
-                "trend_z": self.trend_z_[m],
-                "trend_p": self.trend_p_[m],
-                "hot_steps": self.hot_steps_[m],
-                "cold_steps": self.cold_steps_[m],
-            },
-            geometry=cell_polygons(ix, iy, self.window_.cell_size_m),
-            crs=self.crs_,
+            columns, geometry=cell_polygons(ix, iy, self.window_.cell_size_m), crs=self.crs_
         )
 
     def _check_params(self) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import scipy.ndimage
 import shapely
 from scipy.special import ndtr
@@ -186,8 +187,9 @@ class GiStar(Estimator):
         self.crs_ = getattr(getattr(points, "geometry", None), "crs", None)
         return self
 
-    def to_cells(self) -> gpd.GeoDataFrame:
-        """Return one row per study cell: ix, iy, count, z, p, p_adjusted, bin, cell polygon."""
+    def to_cells(self, geometry: bool = True) -> gpd.GeoDataFrame | pd.DataFrame:
+        """Return one row per study cell: ix, iy, count, z, p, p_adjusted, bin, cell polygon
+        (without it, a plain DataFrame: quicker for many cells)."""
         gx, gy = self.window_.cell_keys()
         m = self.cell_mask_
         ix, iy = gx[m], gy[m]
@@ -202,6 +204,8 @@ class GiStar(Estimator):
             columns["p_sim"] = self.p_sim_[m]
         columns["p_adjusted"] = self.p_adjusted_[m]
         columns["bin"] = self.bins_[m]
+        if not geometry:
+            return pd.DataFrame(columns)
         return gpd.GeoDataFrame(
             columns, geometry=cell_polygons(ix, iy, self.window_.cell_size_m), crs=self.crs_
         )

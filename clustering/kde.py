@@ -67,6 +67,7 @@ import geopandas as gpd
 import numba
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import scipy.fft
 import shapely
 
@@ -203,11 +204,14 @@ class KernelDensity(Estimator):
         self.crs_ = getattr(getattr(points, "geometry", None), "crs", None)
         return self
 
-    def to_cells(self) -> gpd.GeoDataFrame:
-        """Return the reported cells with non-zero density: ix, iy, density (per km²), geometry."""
+    def to_cells(self, geometry: bool = True) -> gpd.GeoDataFrame | pd.DataFrame:
+        """Return the reported cells with non-zero density: ix, iy, density (per km²), geometry
+        (without it, a plain DataFrame: quicker for many cells)."""
         gx, gy = self.window_.cell_keys()
         keep = self.cell_mask_ & (np.nan_to_num(self.density_) > 0)
         ix, iy = gx[keep], gy[keep]
+        if not geometry:
+            return pd.DataFrame({"ix": ix, "iy": iy, "density": self.density_[keep]})
         return gpd.GeoDataFrame(
             {"ix": ix, "iy": iy, "density": self.density_[keep]},
             geometry=cell_polygons(ix, iy, self.window_.cell_size_m),

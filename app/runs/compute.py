@@ -184,7 +184,7 @@ def _density(run: RunInput, xy: FloatArray, result: RunResult) -> None:
         result.notes["kde"] = f"not computed: {exc}"
         return
     result.parameters["kde"]["bandwidth_m_used"] = float(model.bandwidth_m_)
-    cells = pd.DataFrame(model.to_cells().drop(columns="geometry"))
+    cells = pd.DataFrame(model.to_cells(geometry=False))
     cells["isopleth"] = isopleth_shares(cells["density"].to_numpy(), cells["ix"], cells["iy"])
     result.density = cells
 
@@ -218,7 +218,7 @@ def _gistar(run: RunInput, xy: FloatArray, result: RunResult) -> None:
     except TooFewIncidents as exc:
         result.notes["gistar"] = f"not computed: {exc.got} incidents, Gi* needs {exc.needed}"
         return
-    cells = pd.DataFrame(model.to_cells().drop(columns="geometry"))
+    cells = pd.DataFrame(model.to_cells(geometry=False))
     cells["count"] = cells["count"].round().astype(np.int64)
     # stored: the cells with incidents or a significant z (the others are the quiet rest)
     result.gistar = cells[(cells["count"] > 0) | (cells["bin"] != 0)].reset_index(drop=True)
@@ -243,7 +243,7 @@ def _emerging(run: RunInput, result: RunResult) -> None:
             f"trends need {exc.needed}"
         )
         return
-    cells = pd.DataFrame(model.to_cells().drop(columns="geometry"))
+    cells = pd.DataFrame(model.to_cells(geometry=False))
     result.emerging = cells[~cells["pattern"].isin(["", NO_PATTERN])].reset_index(drop=True)
 
 

@@ -8,6 +8,7 @@ or run id, but does not take layer_current back in time.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -172,12 +173,26 @@ def _copy(conn: Connection, table: str, run_id: int, frame: pd.DataFrame) -> Non
     names = ["run_id", *frame.columns]
     raw = conn.connection.driver_connection
     assert raw is not None
+    columns = [_column(frame[name]) for name in frame.columns]
     with (
         raw.cursor() as cursor,
         cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy,
     ):
-        for values in frame.itertuples(index=False, name=None):
-            copy.write_row((run_id, *(_plain(v) for v in values)))
+        for values in zip(itertools.repeat(run_id), *columns):
+            copy.write_row(values)
+
+
+def _column(series: pd.Series) -> list[Any]:
+    """A column as plain Python values, missing ones (NaN, NA, None) as None: made column by
+    column, since a run writes hundreds of thousands of cells."""
+    numpy_dtype = isinstance(series.dtype, np.dtype)  # not pandas' nullable Int64 and such
+    if numpy_dtype and series.dtype.kind in "iub":
+        return list(series.to_numpy().tolist())
+    if numpy_dtype and series.dtype.kind == "f":
+        values = series.to_numpy()
+        plain = values.tolist()
+        return [None if v != v else v for v in plain] if np.isnan(values).any() else plain
+    return [_plain(v) for v in series.astype(object).tolist()]
 
 
 def _plain(value: Any) -> Any:

@@ -162,7 +162,7 @@ def _density(request: ViewerRequest, window: privacy.Grid, notes: dict[str, str]
     except ValueError as exc:
         notes["density"] = f"not computed: {exc}"
         return _no_cells()
-    cells = model.to_cells()
+    cells = model.to_cells(geometry=False)
     frame = pd.DataFrame({"ix": cells["ix"], "iy": cells["iy"], "value": cells["density"]})
     return _as_layer(frame, "density", size)
 
@@ -180,7 +180,7 @@ def _gistar(request: ViewerRequest, window: privacy.Grid, notes: dict[str, str])
     except TooFewIncidents as exc:
         notes["gistar"] = f"not computed: {exc.got} incidents shown, Gi* needs {exc.needed}"
         return _no_cells()
-    cells = model.to_cells()
+    cells = model.to_cells(geometry=False)
     frame = pd.DataFrame(
         {
             "ix": cells["ix"],
@@ -223,7 +223,7 @@ def _emerging(
     except TooFewIncidents as exc:
         notes["emerging"] = f"not computed: {exc.got} incidents shown, trends need {exc.needed}"
         return _no_cells()
-    cells = model.to_cells()
+    cells = model.to_cells(geometry=False)
     frame = pd.DataFrame(
         {
             "ix": cells["ix"],
