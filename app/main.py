@@ -13,6 +13,7 @@ from app.api.errors import document_text_rules, install_error_handlers, problem_
 from app.api.middleware import BodySizeLimit, HeadAsGet, RateLimiter, RefuseNulBytes
 from app.api.routes import (
     access,
+    alerts,
     areas,
     health,
     imports,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         imports,
         layers,
         runs,
+        alerts,
         metrics,
     )
     for module in routers:
@@ -88,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
         )
     return app

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
@@ -15,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 OWNER_ROLE = "est_owner"
 APP_ROLE = "est_app"
 SYSTEM_ROLE = "est_system"
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
 
 
 class Settings(BaseSettings):
@@ -119,12 +123,53 @@ class Settings(BaseSettings):
         description="Proxy addresses whose X-Forwarded-For names the client (JSON list).",
     )
 
+    public_base_url: str | None = Field(
+        None,
+        description="Where people open the service, e.g. https://lagesbild.example.se: alerts "
+        "link to its map page (/map?area=…&week=…&hotspot=…); unset, they carry no link.",
+    )
+    alert_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts or networks (JSON list: names, addresses, CIDRs) that webhooks may "
+        "reach although they are internal (loopback, private, link-local, …).",
+    )
+    alert_timeout_s: float = Field(
+        10, gt=0, le=120, description="Seconds a webhook receiver or the SMTP server has."
+    )
+    smtp_host: str | None = Field(None, description="The SMTP server alerts are mailed through.")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_from: str | None = Field(None, description="The sender of alert mails.")
+    smtp_username: str | None = Field(None, description="SMTP login, when the server needs one.")
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_ca_file: str | None = Field(
+        None, description="PEM file of the CA that signed the SMTP server's certificate."
+    )
+
     @field_validator("oidc_algorithms")
     @classmethod
     def _asymmetric_only(cls, value: list[str]) -> list[str]:
         if not value or any(a.lower() == "none" or a.upper().startswith("HS") for a in value):
             raise ValueError("only asymmetric algorithms (RS256, ES256, …) are accepted")
         return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is not None and not (
+            value.startswith(("http://", "https://")) and urlsplit(value).hostname
+        ):
+            raise ValueError("must be an http:// or https:// address, e.g. https://lagesbild.se")
+        return value.rstrip("/") if value is not None else None
+
+    @field_validator("alert_allow_hosts")
+    @classmethod
+    def _hosts_or_networks(cls, value: list[str]) -> list[str]:
+        entries = [entry.strip().lower() for entry in value]
+        for entry in entries:
+            if _HOST_NAME.fullmatch(entry) is None and not _network(entry):
+                raise ValueError(f"{entry!r} is neither a host name nor an address or CIDR")
+        return entries
 
     @field_validator("timezone")
     @classmethod
@@ -171,6 +216,14 @@ class Settings(BaseSettings):
             SYSTEM_ROLE: self.system_database_url,
         }[role]
         return make_url(value) if value is not None else None
+
+
+def _network(entry: str) -> bool:
+    try:
+        ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _psycopg(url: URL) -> URL:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import access, areas, db, demo, imports, profiles, recompute, runs, serve
+from app.cli import access, alerts, areas, db, demo, imports, profiles, recompute, runs, serve
 
 app = typer.Typer(
     help="EST Lägesbild: situational picture of crimes and incidents.", no_args_is_help=True
@@ -20,6 +20,7 @@ app.add_typer(access.orgs_app, name="orgs")
 app.add_typer(access.grants_app, name="grants")
 app.add_typer(access.keys_app, name="keys")
 app.add_typer(profiles.app, name="profiles")
+app.add_typer(alerts.app, name="alerts")
 app.command("import")(imports.import_file)
 app.command()(demo.demo)
 app.command()(runs.analyze)

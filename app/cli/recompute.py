@@ -85,6 +85,7 @@ def recompute(
             err.print(f"computing {where.describe()}")
         outcomes = run_pairs(db, pairs, chosen, force, where)
     _summary(outcomes)
+    _deliver(db)
     if any(o.status == "failed" for o in outcomes):
         raise typer.Exit(code=4)
 
@@ -107,8 +108,18 @@ def _nightly(db: Any, areas: list[str] | None, where: Any) -> None:
         f"{report.taken_elsewhere} claimed by another process"
         + (", purge done" if report.purged else "")
     )
+    _deliver(db)
     if any(o.status == "failed" for o in report.outcomes):
         raise typer.Exit(code=4)
+
+
+def _deliver(db: Any) -> None:
+    """Send the alerts the runs made (and any others that are due)."""
+    from app.alerts.deliver import deliver_due
+    from app.settings import get_settings
+
+    with reported():
+        console.print(f"alerts: {deliver_due(db, get_settings()).describe()}")
 
 
 def run_pairs(

@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     Date,
     DateTime,
     Double,
@@ -399,11 +400,12 @@ class Hotspot(Base):
 
 
 class RunCell:
-    """The key of a per-run grid cell: the run, and the stable cell (cell size, ix, iy)."""
+    """The key of a per-run grid cell: the run, and the stable cell (cell size, ix, iy).
 
-    run_id: Mapped[int] = mapped_column(
-        ForeignKey("hotspot_run.id", ondelete="CASCADE"), primary_key=True
-    )
+    No foreign key on the run: cells are written by the run itself, many at once, and go with
+    their run through a trigger on est.hotspot_run (migration 0010)."""
+
+    run_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     cell_size_m: Mapped[int] = mapped_column(Integer, primary_key=True)
     ix: Mapped[int] = mapped_column(Integer, primary_key=True)
     iy: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -468,9 +470,7 @@ class ViewerCell(Base):
         },
     )
 
-    run_id: Mapped[int] = mapped_column(
-        ForeignKey("hotspot_run.id", ondelete="CASCADE"), primary_key=True
-    )
+    run_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # see RunCell
     layer: Mapped[str] = mapped_column(String(16), primary_key=True)
     cell_size_m: Mapped[int] = mapped_column(Integer, primary_key=True)
     ix: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -649,3 +649,114 @@ class IdempotencyKey(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AlertSubscription(Base):
+    """Where an organisation is told about an area's alerts: a webhook or an e-mail address.
+
+    A webhook's two secrets (the current one and the one before the last rotation) are written
+    by the service but read only by the nightly role, which signs the deliveries.
+    """
+
+    __tablename__ = "alert_subscription"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "area_id", "channel", "target"),
+        CheckConstraint("channel IN ('webhook', 'email')", name="alert_subscription_channel_check"),
+        CheckConstraint(
+            "(channel = 'webhook') = (secret IS NOT NULL)", name="alert_subscription_secret_check"
+        ),
+        {
+            "comment": "Where an organisation is told about an area's alerts: a webhook or an "
+            "e-mail address."
+        },
+    )
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"))
+    area_id: Mapped[int] = mapped_column(ForeignKey("area.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    has_previous_secret: Mapped[bool | None] = mapped_column(
+        Boolean, Computed("previous_secret IS NOT NULL", persisted=True)
+    )
+    secret_rotated_at: Mapped[datetime | None]
+    active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AlertEvent(Base):
+    """Something a published run found that needs attention, made once per area, profile,
+    kind, subject and period; its payload holds viewer values only."""
+
+    __tablename__ = "alert_event"
+    __table_args__ = (
+        UniqueConstraint("area_id", "profile_id", "kind", "subject", "period_label"),
+        {
+            "comment": "Something a published run found that needs attention, once per area, "
+            "profile, kind, subject and period; the payload holds viewer values only."
+        },
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("hotspot_run.id", ondelete="SET NULL"))
+    area_id: Mapped[int] = mapped_column(ForeignKey("area.id", ondelete="CASCADE"))
+    profile_id: Mapped[int] = mapped_column(ForeignKey("analysis_profile.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64))
+    period_label: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AlertDelivery(Base):
+    """One event to one subscription: pending until sent, or failed after the last attempt."""
+
+    __tablename__ = "alert_delivery"
+    __table_args__ = (
+        UniqueConstraint("event_id", "subscription_id"),
+        CheckConstraint(
+            "status IN ('pending', 'sent', 'failed')", name="alert_delivery_status_check"
+        ),
+        Index(
+            "ix_alert_delivery_next_attempt_at",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("alert_event.id", ondelete="CASCADE"))
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("alert_subscription.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(server_default=func.now())
+    last_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AlertAttempt(Base):
+    """One try to deliver an alert: when, how it went, the receiver's status or the error."""
+
+    __tablename__ = "alert_attempt"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('sent', 'failed')", name="alert_attempt_outcome_check"),
+    )
+
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("alert_delivery.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempted_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)

@@ -32,6 +32,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
 from app.access.privacy import Period, period_of
+from app.alerts import events as alerts
 from app.core.errors import InvalidInput, NotFound
 from app.db.deployment import read_deployment
 from app.db.jobs import HOTSPOT_RUNS, STALE_AFTER_S, Job, sweep_stale
@@ -523,6 +524,8 @@ def store(
         publish.write_figures(conn, job.id, "analyst", computed.analyst_figures)
         publish.write_figures(conn, job.id, "viewer", layers.figures)
         published = publish.publish(conn, job.id)
+        if published:
+            alerts.record_events(conn, job.id)
     counts = {
         **result.counts,
         "this_period": int(gathered.in_period.sum()),

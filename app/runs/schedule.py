@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text
 
+from app.alerts.deliver import deliver_due
 from app.db.deployment import read_deployment
 from app.db.jobs import STALE_AFTER_S, Job, JobTable
 from app.runs import recompute as runs
@@ -208,7 +209,8 @@ def _night(engine: Engine, settings: Settings, night: date) -> NightReport:
 
 
 class Scheduler:
-    """A thread that does each night's work when it is due (see the module docstring)."""
+    """A thread that does each night's work when it is due (see the module docstring), and
+    sends the alerts that are due at every poll."""
 
     def __init__(
         self,
@@ -258,4 +260,10 @@ class Scheduler:
                 self.tick(datetime.now(UTC))
             except Exception:  # the database is away: try again at the next poll
                 log.exception("nightly schedule: the night's work failed; retrying later")
+            try:  # every poll: new alerts after a night, retries when their time comes
+                report = deliver_due(self.engine, self.settings)
+                if report.sent or report.retrying or report.failed:
+                    log.info("alerts: %s", report.describe())
+            except Exception:
+                log.exception("alerts: delivering failed; retrying at the next poll")
             self._stop.wait(self.poll_s)

@@ -9,6 +9,7 @@ the app role cannot change them or ask around them.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -246,6 +247,26 @@ def _noise(conn: Any, ids: list[int], n: int | None = None) -> int:
             {"ids": ids, "n": n if n is not None else len(ids)},
         )
     )
+
+
+def test_a_record_key_is_the_first_16_bits_of_sha256_of_the_secret_and_the_id(
+    owner_engine: Engine,
+) -> None:
+    """The keys are what the documented rule gives, computed here with hashlib (they must never
+    change for a stored incident: a changed key would give its cells fresh noise to average)."""
+    ids = [1, 2, 255, 256, 65537, 10**9 + 7, 2**62 + 11]
+    with owner_engine.connect() as conn:
+        secret = bytes(conn.scalar(text("SELECT secret FROM est.privacy_secret WHERE id = 1")))
+        keys = conn.execute(
+            text(
+                "SELECT i, est.record_key(s.secret, i) AS k FROM unnest(CAST(:ids AS bigint[])) "
+                "AS i, est.privacy_secret s ORDER BY i"
+            ),
+            {"ids": ids},
+        ).all()
+    for incident_id, key in keys:
+        digest = hashlib.sha256(secret + incident_id.to_bytes(8, "big", signed=True)).digest()
+        assert key == int.from_bytes(digest[:2], "big")
 
 
 def test_the_noise_is_fixed_for_the_same_records_and_new_when_they_change(

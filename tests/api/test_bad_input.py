@@ -19,6 +19,7 @@ PATH_VALUES = {
     "organisation": "o",
     "area": "a",
     "run_id": "1",
+    "subscription_id": "1",
     "name": "standard",
 }
 

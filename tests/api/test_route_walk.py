@@ -42,6 +42,7 @@ def _calls(client: TestClient, world: World) -> list[tuple[str, str, dict[str, A
         "code": "1285",
         "key_id": "000000000000",
         "run_id": "1",
+        "subscription_id": "1",
         "name": "standard",
         # the grant the walk itself creates (BODIES), so that no later test loses its grants
         "organisation": "utan-grant",

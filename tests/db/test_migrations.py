@@ -49,6 +49,10 @@ ALL_TABLES = DESIGN_TABLES | {
     "viewer_cell",
     "area_figure",
     "nightly_claim",
+    "alert_subscription",
+    "alert_event",
+    "alert_delivery",
+    "alert_attempt",
 }
 
 

@@ -102,6 +102,28 @@ def test_purge_deletes_runs_older_than_the_cutoff_but_not_a_published_one(
                 ),
                 {"r": run_id},
             )
+            for table in ("density", "gistar", "emerging", "forecast", "viewer"):
+                columns = {
+                    "density": "density",
+                    "gistar": "incident_count, z, p, bin",
+                    "emerging": "pattern, hot_steps, cold_steps",
+                    "forecast": "risk, rank, flagged",
+                    "viewer": "layer",
+                }[table]
+                values = {
+                    "density": "1",
+                    "gistar": "5, 1, 0.5, 0",
+                    "emerging": "'no_pattern', 0, 0",
+                    "forecast": "1, 1, true",
+                    "viewer": "'counts'",
+                }[table]
+                conn.execute(
+                    text(
+                        f"INSERT INTO est.{table}_cell (run_id, cell_size_m, ix, iy, {columns}) "
+                        f"VALUES (:r, 250, 1, 2, {values})"
+                    ),
+                    {"r": run_id},
+                )
             return int(run_id)
 
         old, published, recent = (
@@ -124,5 +146,13 @@ def test_purge_deletes_runs_older_than_the_cutoff_but_not_a_published_one(
             )
         )
         hulls = conn.scalar(text("SELECT count(*) FROM est.hotspot WHERE run_id = :r"), {"r": old})
+        cells = {  # the cells of a deleted run go with it, those of a kept one stay
+            r: sum(
+                conn.scalar(text(f"SELECT count(*) FROM est.{t}_cell WHERE run_id = :r"), {"r": r})
+                for t in ("density", "gistar", "emerging", "forecast", "viewer")
+            )
+            for r in (old, published)
+        }
         conn.execute(text("DELETE FROM est.layer_current WHERE run_id = :r"), {"r": published})
     assert result.runs >= 1 and left == {published, recent} and hulls == 0
+    assert cells == {old: 0, published: 5}

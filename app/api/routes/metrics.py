@@ -1,8 +1,9 @@
 """/metrics: the runs' health in Prometheus' text format, for an operator's alerting.
 
 Per area and profile: how old the published run is, the last run's status and how long it took;
-the newest night's claims by task and status. Open when EST_METRICS_PUBLIC is set (behind a
-firewall that only lets the Prometheus server in), else for the operator organisation's admins.
+the newest night's claims by task and status; alert deliveries pending and failed per area and
+channel. Open when EST_METRICS_PUBLIC is set (behind a firewall that only lets the Prometheus
+server in), else for the operator organisation's admins.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 
 from app.access.admin import is_operator
+from app.alerts.deliver import delivery_counts
 from app.api.deps import EngineDep, SettingsDep, SystemEngineDep, get_principal
 from app.core.errors import Forbidden
 from app.runs.history import run_health
@@ -66,6 +68,15 @@ def render(health: dict[str, list[dict[str, Any]]]) -> str:
     ]
     for r in health["claims"]:
         out.append(_line("est_nightly_claims", {"task": r["task"], "status": r["status"]}, r["n"]))
+    out += [
+        "# HELP est_alert_deliveries Alert deliveries by area and channel: pending (to be sent or "
+        "retried) and failed (given up).",
+        "# TYPE est_alert_deliveries gauge",
+    ]
+    for r in health.get("alert_deliveries", []):
+        key = {"area": r["area"], "channel": r["channel"]}
+        for status in ("pending", "failed"):
+            out.append(_line("est_alert_deliveries", {**key, "status": status}, r[status]))
     return "\n".join(out) + "\n"
 
 
@@ -88,7 +99,9 @@ def _operator_only(
     dependencies=[Depends(_operator_only)],
 )
 def metrics(jobs: SystemEngineDep) -> PlainTextResponse:
-    """Ages of published runs, the last runs' status and duration, the newest night's claims."""
+    """Ages of published runs, the last runs' status and duration, the newest night's claims,
+    alert deliveries pending and failed."""
     with jobs.connect() as conn:
         health = run_health(conn)
+        health["alert_deliveries"] = delivery_counts(conn)
     return PlainTextResponse(render(health), media_type=CONTENT_TYPE)
