@@ -4,7 +4,8 @@ The archive (a GeoPackage in the storage CRS and a CSV for the kommun's e-archiv
 and flushed to disk before the delete commits, so a crash loses nothing: at worst the same
 incidents are archived twice. Runs whose window ended before the cutoff are deleted with all
 their layers (their hotspot hulls are made of incident coordinates), except a run that is still
-published in layer_current (an area that has had no newer run).
+published in layer_current (an area that has had no newer run); so are alert events made before
+the cutoff, with their deliveries' logs.
 """
 
 from __future__ import annotations
@@ -128,6 +129,19 @@ def _purge_runs(conn: Connection, cutoff: datetime, dry_run: bool) -> int:
         text(f"DELETE FROM est.hotspot_run WHERE id IN (SELECT r.id {EXPIRED_RUNS_SQL})"),
         {"cutoff": cutoff},
     ).rowcount
+    # alerts older than the cutoff go too, with their deliveries and every attempt's log
+    events = conn.execute(
+        text("DELETE FROM est.alert_event WHERE created_at < :cutoff"), {"cutoff": cutoff}
+    ).rowcount
+    if events:
+        audit.record(
+            conn,
+            None,
+            "purge.alerts",
+            actor="est purge",
+            row_count=events,
+            filters={"cutoff": cutoff.isoformat()},
+        )
     if deleted:
         audit.record(
             conn,

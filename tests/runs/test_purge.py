@@ -138,7 +138,23 @@ def test_purge_deletes_runs_older_than_the_cutoff_but_not_a_published_one(
             ),
             {"a": area, "p": profile, "r": published},
         )
+        events = [
+            conn.scalar(
+                text(
+                    "INSERT INTO est.alert_event (area_id, profile_id, kind, subject, "
+                    "period_label, payload, created_at) VALUES (:a, :p, 'new_hotspot', :s, "
+                    "'old', '{}', :t) RETURNING id"
+                ),
+                {"a": area, "p": profile, "s": f"h{n}", "t": t},
+            )
+            for n, t in enumerate((cutoff - timedelta(days=1), cutoff + timedelta(days=1)))
+        ]
         result = purge(conn, 36, tmp_path, now=NOW)
+        events_left = list(
+            conn.scalars(
+                text("SELECT id FROM est.alert_event WHERE id = ANY(:ids)"), {"ids": events}
+            )
+        )
         left = set(
             conn.scalars(
                 text("SELECT id FROM est.hotspot_run WHERE id = ANY(:ids)"),
@@ -156,3 +172,4 @@ def test_purge_deletes_runs_older_than_the_cutoff_but_not_a_published_one(
         conn.execute(text("DELETE FROM est.layer_current WHERE run_id = :r"), {"r": published})
     assert result.runs >= 1 and left == {published, recent} and hulls == 0
     assert cells == {old: 0, published: 5}
+    assert events_left == events[1:]  # alerts made before the cutoff go too
