@@ -64,7 +64,7 @@ pytest: venv
 CHICAGO ?= ../shared/data/chicago-2017/chicago_crimes_2017.csv.gz
 bench: venv
 	$(BIN)/pip install -q -e '.[dev,bench]'
-	@for b in bench_dbscan bench_kde bench_gistar bench_emerging; do \
+	@for b in bench_dbscan bench_kde bench_gistar bench_emerging bench_reads bench_startup bench_recompute; do \
 	  echo "== $$b"; $(BIN)/python bench/$$b.py || exit 1; done
 	@if [ -f "$(CHICAGO)" ]; then \
 	  for b in bench_readers bench_ingest evaluate_chicago; do \
