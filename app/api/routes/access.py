@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 from app.access import admin, audit
 from app.access.auth import Principal
 from app.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, request_id
-from app.api.params import ListPageDep
+from app.api.params import ListPageDep, WindowDep
 from app.api.schemas import StrictModel
 from app.core.errors import Forbidden
 from app.core.vocabulary import GrantLevel, Role
@@ -232,13 +232,13 @@ def read_audit(
     principal: AdminPrincipal,
     session: SessionDep,
     page: ListPageDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    window: WindowDep,
     actor: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[AuditEntry]:
-    """Return audit entries of the caller's organisation, newest first."""
+    """Return audit entries of the caller's organisation, newest first (`since` and `until`
+    need a time zone: a bare time would mean whatever the server's clock says)."""
     entries = audit.read_entries(
-        session.connection(), since, until, actor, action, page.limit, page.offset
+        session.connection(), window.since, window.until, actor, action, page.limit, page.offset
     )
     return [AuditEntry(**e) for e in entries]

@@ -102,6 +102,17 @@ def test_admins_read_their_own_organisations_audit_trail_only(
     )
 
 
+def test_the_audit_window_needs_times_with_a_zone(client: TestClient, world: World) -> None:
+    admin = world.headers("kommun-1285", "admin")
+    bare = client.get("/api/v1/audit", params={"since": "2026-11-01T00:00:00"}, headers=admin)
+    assert bare.status_code == 422 and "since" in bare.json()["detail"]
+    assert "time zone" in bare.json()["detail"]
+    zoned = client.get(
+        "/api/v1/audit", params={"since": "2026-11-01T00:00:00+01:00"}, headers=admin
+    )
+    assert zoned.status_code == 200
+
+
 def test_admin_changes_are_on_record(client: TestClient, world: World) -> None:
     admin = world.headers("kommun-1214", "admin")
     key = client.post("/api/v1/keys", json={"role": "ingest"}, headers=admin).json()
