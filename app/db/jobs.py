@@ -89,12 +89,17 @@ class Job:
         return cls(engine, table, int(job_id), heartbeat_s)
 
     def beat(self) -> None:
-        """Write the heartbeat now, in a transaction of its own."""
+        """Write the heartbeat now, in a transaction of its own.
+
+        A row locked by the work's own transaction (which is finishing the job) is skipped,
+        not waited for: that transaction may wait for this beat to end before it commits.
+        """
         with self.engine.begin() as conn:
             conn.execute(
                 text(
                     f"UPDATE {self.table.name} SET heartbeat_at = clock_timestamp() "
-                    "WHERE id = :id AND status = 'running'"
+                    f"WHERE id = (SELECT id FROM {self.table.name} "
+                    "WHERE id = :id AND status = 'running' FOR UPDATE SKIP LOCKED)"
                 ),
                 {"id": self.id},
             )
