@@ -19,6 +19,7 @@ from pyproj.database import query_utm_crs_info
 from pyproj.exceptions import CRSError
 
 LONLAT = 4326  # WGS 84 longitude/latitude: GeoJSON (RFC 7946) and most input
+CRS84 = "OGC:CRS84"  # the same datum with longitude first by definition: OGC API's default
 CrsLike = str | int | CRS
 FloatArray = npt.NDArray[np.float64]
 
@@ -47,6 +48,33 @@ def crs_label(value: CrsLike) -> str:
     crs = parse_crs(value)
     code = crs.to_epsg()
     return f"EPSG:{code}" if code is not None else crs.name
+
+
+def crs_uri(value: CrsLike) -> str:
+    """Return the OGC URI of a CRS: http://www.opengis.net/def/crs/EPSG/0/3006, …/OGC/1.3/CRS84."""
+    crs = parse_crs(value)
+    authority = crs.to_authority()
+    if authority is None:
+        raise CrsError(f"{crs.name} has no authority code, so it has no OGC URI")
+    name, code = authority
+    version = "1.3" if name == "OGC" else "0"
+    return f"http://www.opengis.net/def/crs/{name}/{version}/{code}"
+
+
+def north_first(value: CrsLike) -> bool:
+    """Tell whether a CRS's authority puts the northing (latitude) axis first.
+
+    EPSG:4326 is latitude, longitude and EPSG:3006 northing, easting by their definitions;
+    CRS84 and most projected systems are x first. Every transform here is x first
+    (`always_xy`), so output in the authority's order swaps the axes of such a CRS.
+    """
+    axes = parse_crs(value).axis_info
+    return bool(axes) and axes[0].direction.lower() in ("north", "south")
+
+
+def swap_axes(geoms: Any) -> Any:
+    """Return shapely geometries with x and y exchanged (its own inverse)."""
+    return shapely.transform(geoms, lambda xy: xy[:, ::-1])
 
 
 def is_geographic(value: CrsLike) -> bool:

@@ -124,5 +124,6 @@ def _sql_texts(path: Path) -> list[str]:
 
 
 def test_route_modules_hold_no_sql() -> None:
-    offenders = [line for p in _python_files("app/api/routes") for line in _sql_texts(p)]
+    routes = [*_python_files("app/api/routes"), ROOT / "app" / "api" / "ogc" / "factory.py"]
+    offenders = [line for p in routes for line in _sql_texts(p)]
     assert offenders == []
