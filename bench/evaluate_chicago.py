@@ -1,20 +1,29 @@
-"""Backtest: which hotspot method best predicts next week's crime in Chicago, 2017?
+"""Forecasts chosen on the past: does the choice beat 12-week naive counts in Chicago, 2017?
 
 Reads the City of Chicago crimes of 2017 (csv.gz with columns Date "MM/DD/YYYY hh:mm:ss AM/PM" in
-Chicago local time, Latitude, Longitude; rows without coordinates dropped), projects them to UTM
-16N (EPSG:26916, metres) and runs clustering.evaluation.Backtest: Monday-based weeks in Chicago
-time, train on the 12 weeks before each test week, test on 1 week, flag 5% of the study cells
-(150 m; the study area is every cell where a 2017 incident fell). Methods: naive counts, kernel
-density (quartic, 400 m), Gi* z-scores (400 m band), DBSCAN polygons (eps 150 m, min_samples
-from the data), prospective hotspotting (400 m, 8 weeks) and a random ranking, the peer every
-method is measured against in the same run ("× random" columns). Local times that occur twice
-(the night summer time ends) are read as standard time; those that do not exist (the night it
-starts) are moved forward to 03:00. Usage:
+Chicago local time, Primary Type, Latitude, Longitude; rows without coordinates dropped) and
+projects them to UTM 16N (EPSG:26916, metres). Local times that occur twice (the night summer time
+ends) are read as standard time; those that do not exist (the night it starts) are moved forward.
 
-    .venv/bin/python bench/evaluate_chicago.py PATH_TO_CSV_GZ [--out bench/results/]
-        [--step-weeks 1]
+The protocol, the same for every incident set and cell size (250 m, a viewer size, and 150 m):
 
-Writes summary.csv (method × metrics), weeks.csv (method × test week) and pai.png to --out.
+1. choose (clustering.choice.ForecastChoice) on January–June only: the incidents from Monday
+   3 July on are not even handed to it. Each candidate of the fixed search space is scored on the
+   last 8 weeks of June's half-year, trained on the weeks before each of them;
+2. score the chosen setting once on July–December (26 test weeks, each trained on the weeks
+   before it), next to the peer, naive counts over 12 weeks, and every method at its fixed
+   default (clustering.choice.score_choice); 5% of the study cells flagged; the study area is
+   every cell where a 2017 incident of any category fell;
+3. print every row, the chosen one's PAI and PEI* as ratios to the peer's, and the paired
+   bootstrap interval (over the test weeks) of its PAI minus the peer's.
+
+Incident sets: all incidents, then burglary and robbery (fixed here before any was scored).
+Then the timing goals: the choice on all 265k incidents (under 5 minutes) and a plain 40-week
+backtest of the learned method, retrained every 4 weeks (under 60 s). Usage:
+
+    .venv/bin/python bench/evaluate_chicago.py PATH_TO_CSV_GZ [--out bench/results/chicago]
+
+Writes choice.csv, summary.csv, weeks.csv and pai.png per set and cell size under --out.
 """
 
 from __future__ import annotations
@@ -23,25 +32,44 @@ import argparse
 import os
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import shapely
 from pyproj import Transformer
 
 from app.reports.charts import backtest_chart, results_table_csv
-from clustering.evaluation import Backtest
-from clustering.weeks import week_label
+from clustering.choice import BASELINE, ForecastChoice, score_choice
+from clustering.evaluation import POLYGON_METHODS, Backtest
 
 CHICAGO_TZ = "America/Chicago"
 UTM_16N = 26916
-# A full year takes about this long here; above the budget, every 4th week is tested instead.
-TIME_BUDGET_S = 300.0
+TEST_FROM, TEST_TO = "2017-07-03", "2018-01-01"  # Monday of ISO week 27; the year's end
+CELL_SIZES_M = (250.0, 150.0)
+COVERAGE = 0.05
+SETS = ("all", "BURGLARY", "ROBBERY")
+GOAL_PAI_RATIO = 1.2
 
 
-def read_incidents(path: Path) -> tuple[np.ndarray, pd.DatetimeIndex]:
-    """Return the incidents with coordinates as (n, 2) UTM 16N metres and aware local times."""
-    table = pd.read_csv(path, usecols=["Date", "Latitude", "Longitude"])
+@dataclass
+class Incidents:
+    """Incidents in metres with aware local times and their categories."""
+
+    xy: np.ndarray
+    times: pd.DatetimeIndex
+    category: np.ndarray
+
+    def subset(self, keep: np.ndarray) -> Incidents:
+        """The incidents where keep is True."""
+        return Incidents(self.xy[keep], self.times[keep], self.category[keep])
+
+
+def read_incidents(path: Path) -> Incidents:
+    """Return the incidents with coordinates as UTM 16N metres, aware local times and types."""
+    table = pd.read_csv(path, usecols=["Date", "Primary Type", "Latitude", "Longitude"])
     table = table.dropna(subset=["Latitude", "Longitude", "Date"])
     naive = pd.DatetimeIndex(pd.to_datetime(table["Date"], format="%m/%d/%Y %I:%M:%S %p"))
     times = naive.tz_localize(
@@ -49,80 +77,146 @@ def read_incidents(path: Path) -> tuple[np.ndarray, pd.DatetimeIndex]:
     )
     to_utm = Transformer.from_crs(4326, UTM_16N, always_xy=True)
     x, y = to_utm.transform(table["Longitude"].to_numpy(), table["Latitude"].to_numpy())
-    return np.column_stack([x, y]), times
+    category = table["Primary Type"].to_numpy(dtype=object)
+    return Incidents(np.column_stack([x, y]), times, category)
+
+
+def protocol(
+    name: str,
+    incidents: Incidents,
+    cell_size_m: float,
+    out: Path,
+    *,
+    tz: str,
+    study: Incidents | None = None,
+    area: shapely.Geometry | None = None,
+    test_from: str = TEST_FROM,
+    test_to: str = TEST_TO,
+) -> float:
+    """Choose on the first half-year, score on the second, print; return the choice's seconds."""
+    first_half = np.asarray(incidents.times < pd.Timestamp(test_from, tz=tz))
+    past = incidents.subset(first_half)
+    study_past = None
+    if study is not None:
+        study_past = study.subset(np.asarray(study.times < pd.Timestamp(test_from, tz=tz)))
+    started = time.perf_counter()
+    choice = ForecastChoice(cell_size_m=cell_size_m, coverage=COVERAGE, tz=tz, before=test_from)
+    choice.fit(
+        past.xy,
+        past.times,
+        area=area,
+        categories=past.category,
+        study_points=None if study_past is None else study_past.xy,
+        study_times=None if study_past is None else study_past.times,
+    )
+    choice_s = time.perf_counter() - started
+    eligible = int(choice.table_["eligible"].sum())
+    print(
+        f"\n== {name}, {cell_size_m:g} m cells: {len(past.xy):,} incidents before {test_from}, "
+        f"{len(incidents.xy) - len(past.xy):,} from it on"
+    )
+    print(
+        f"choice: {eligible} of {len(choice.table_)} candidates fit the first half-year, "
+        f"scored on {len(choice.selection_weeks_)} weeks, in {choice_s:.0f} s; the best ten:"
+    )
+    columns = ["pai", "pei_star", "hit_rate", "weeks_evaluated"]
+    print(choice.table_.head(10)[columns].to_string(float_format="{:.3f}".format))
+    print(f"chosen: {choice.chosen_.label} ({choice.reason_})")
+
+    started = time.perf_counter()
+    test = score_choice(
+        choice.chosen_,
+        incidents.xy,
+        incidents.times,
+        test_from=test_from,
+        test_to=test_to,
+        area=area,
+        categories=incidents.category,
+        study_points=None if study is None else study.xy,
+        cell_size_m=cell_size_m,
+        coverage=COVERAGE,
+        tz=tz,
+    )
+    test_s = time.perf_counter() - started
+    table = test.table.copy()
+    peer = table.loc[BASELINE.label]
+    table["pai × peer"] = table["pai"] / peer["pai"]
+    table["pei* × peer"] = table["pei_star"] / peer["pei_star"]
+    shown = ["role", "hit_rate", "pai", "pei_star", "coverage", "weeks_evaluated"]
+    shown += ["pai × peer", "pei* × peer", "pai_minus_baseline", "low", "high"]
+    print(f"test: {len(test.test_weeks)} weeks from {test_from}, scored once in {test_s:.0f} s")
+    with pd.option_context("display.width", 200, "display.max_colwidth", 40):
+        print(table[shown].to_string(float_format="{:.3f}".format))
+    chosen = table.loc[choice.chosen_.label]
+    met = (
+        chosen["pai × peer"] >= GOAL_PAI_RATIO and chosen["pei* × peer"] > 1.0 and chosen["low"] > 0
+    )
+    print(
+        f"chosen against the peer (naive 12 weeks) on the test weeks: PAI × "
+        f"{chosen['pai × peer']:.3f}, PEI* × {chosen['pei* × peer']:.3f}, PAI difference "
+        f"{chosen['pai_minus_baseline']:+.3f} (paired 95% interval {chosen['low']:+.3f} to "
+        f"{chosen['high']:+.3f}); goal (PAI × {GOAL_PAI_RATIO}, PEI* above, interval above 0) "
+        + ("met" if met else "not met")
+    )
+    folder = out / f"{name.lower().replace(' ', '-')}-{cell_size_m:g}m"
+    write(choice, test, folder, f"{name}, {cell_size_m:g} m cells: PAI per test week")
+    return choice_s
+
+
+def write(choice: ForecastChoice, test: Any, folder: Path, title: str) -> None:
+    """The choice, the test summary and weeks, and the chart."""
+    folder.mkdir(parents=True, exist_ok=True)
+    results_table_csv(choice.table_, folder / "choice.csv")
+    results_table_csv(test.table, folder / "summary.csv")
+    results_table_csv(test.results, folder / "weeks.csv")
+    own = test.table[test.table["method"].isin(POLYGON_METHODS)]
+    apart = {label: f"flags {row['coverage']:.1%}" for label, row in own.iterrows()}
+    backtest_chart(test.results, folder / "pai.png", title=title, apart=apart)
+
+
+def learned_backtest(incidents: Incidents, cell_size_m: float) -> float:
+    """Time a plain backtest of the learned method over the year's 40 test weeks."""
+    backtest = Backtest(
+        train_weeks=12, cell_size_m=cell_size_m, tz=CHICAGO_TZ, methods=("learned",)
+    )
+    started = time.perf_counter()
+    backtest.fit(incidents.xy, incidents.times, categories=incidents.category)
+    seconds = time.perf_counter() - started
+    summary = backtest.summary_.loc["learned"]
+    weeks, every = len(backtest.test_weeks_), backtest.learned_retrain_weeks
+    print(
+        f"\nlearned, plain backtest: {weeks} test weeks at {cell_size_m:g} m, retrained every "
+        f"{every} weeks, in {seconds:.0f} s (goal < 60 s); PAI {summary['pai']:.3f}"
+    )
+    return seconds
 
 
 def main() -> None:
-    """Run the backtest and print, write and draw its results."""
+    """Run the protocol on every set and cell size, then the timing goals."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csv_gz", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    parser.add_argument("--step-weeks", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/chicago"))
     args = parser.parse_args()
 
     started = time.perf_counter()
-    xy, times = read_incidents(args.csv_gz)
-    read_s = time.perf_counter() - started
+    incidents = read_incidents(args.csv_gz)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    print(f"{len(xy):,} incidents with coordinates read in {read_s:.1f} s")
-
-    step = args.step_weeks
-    if step is None:
-        step = choose_step(xy, times)
-    backtest = make_backtest(step)
-    started = time.perf_counter()
-    backtest.fit(xy, times)
-    fit_s = time.perf_counter() - started
-
-    weeks = backtest.test_weeks_
+    print(f"{len(incidents.xy):,} incidents read in {time.perf_counter() - started:.1f} s")
+    timings = {}
+    for name in SETS:
+        chosen = incidents if name == "all" else incidents.subset(incidents.category == name)
+        study = None if name == "all" else incidents
+        for cell in CELL_SIZES_M:
+            label = "all incidents" if name == "all" else name.lower()
+            timings[name, cell] = protocol(
+                label, chosen, cell, args.out, tz=CHICAGO_TZ, study=study
+            )
     print(
-        f"study area: {backtest.study_cells_.n_cells:,} cells of 150 m "
-        f"({backtest.study_cells_.area_m2 / 1e6:.0f} km²); test weeks {week_label(weeks[0])} to "
-        f"{week_label(weeks[-1])}, {len(weeks)} evaluated"
-        + ("" if step == 1 else f" (every {step}th test week, to stay within the time budget)")
+        f"\nchoice on all {len(incidents.xy):,} incidents' first half-year: "
+        + ", ".join(f"{timings['all', c]:.0f} s at {c:g} m" for c in CELL_SIZES_M)
+        + " (goal < 300 s)"
     )
-    print(f"backtest took {fit_s:.0f} s ({fit_s / len(weeks):.1f} s per test week)")
-    summary = backtest.summary_.copy()
-    random_pai = summary.loc["random", "pai"]
-    random_hits = summary.loc["random", "hit_rate"]
-    summary["pai × random"] = summary["pai"] / random_pai
-    summary["hit_rate × random"] = summary["hit_rate"] / random_hits
-    with pd.option_context("display.width", 120, "display.float_format", "{:.3f}".format):
-        print(summary.to_string())
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    results_table_csv(backtest.summary_, args.out / "summary.csv")
-    results_table_csv(backtest.results_, args.out / "weeks.csv")
-    backtest_chart(
-        backtest.results_,
-        args.out / "pai.png",
-        title="Chicago 2017: PAI per test week (train 12 weeks, 150 m cells, 5% flagged)",
-    )
-    print(f"wrote {args.out / 'summary.csv'}, {args.out / 'weeks.csv'}, {args.out / 'pai.png'}")
-
-
-def make_backtest(step_weeks: int) -> Backtest:
-    """The protocol of this benchmark, testing every step_weeks-th week."""
-    return Backtest(
-        train_weeks=12,
-        test_weeks=1,
-        coverage=0.05,
-        cell_size_m=150.0,
-        step_weeks=step_weeks,
-        tz=CHICAGO_TZ,
-    )
-
-
-def choose_step(xy: np.ndarray, times: pd.DatetimeIndex) -> int:
-    """Return 1 if the whole year fits the time budget, else 4, from a timed 4-week trial."""
-    trial_end = times.min() + pd.Timedelta(weeks=17)  # 12 training weeks + a few test weeks
-    keep = np.asarray(times < trial_end)
-    started = time.perf_counter()
-    trial = make_backtest(1).fit(xy[keep], times[keep])
-    per_week_s = (time.perf_counter() - started) / len(trial.test_weeks_)
-    expected_s = per_week_s * 40  # a year holds 52 weeks, 40 after the first 12
-    print(f"trial: {per_week_s:.1f} s per test week, ~{expected_s:.0f} s for the year")
-    return 1 if expected_s <= TIME_BUDGET_S else 4
+    learned_backtest(incidents, 150.0)
 
 
 if __name__ == "__main__":

@@ -147,6 +147,60 @@ def generate_incidents(
     )
 
 
+def generate_near_repeats(
+    n_background: int,
+    *,
+    start: datetime,
+    weeks: int,
+    bounds: tuple[float, float, float, float],
+    offspring_mean: float = 0.8,
+    spread_m: float = 80.0,
+    delay_days: float = 5.0,
+    seed: int = 0,
+) -> SyntheticIncidents:
+    """Generate a near-repeat process over `weeks` weeks from `start` (timezone-aware).
+
+    n_background incidents fall uniformly over `bounds` and the period; every incident then has
+    a Poisson(offspring_mean) number of follow-ups, each at a Gaussian offset of spread_m metres
+    and an exponential delay of mean delay_days, and so on (a branching, self-exciting process;
+    offspring_mean < 1 keeps it finite). Follow-ups after the period are dropped. `hotspot` is
+    -1 for a background incident and 0 for a follow-up; there is no place that stays hot.
+    """
+    if start.tzinfo is None:
+        raise ValueError("start must be timezone-aware")
+    if not 0.0 <= offspring_mean < 1.0:
+        raise ValueError("offspring_mean must lie in [0, 1)")
+    rng = np.random.default_rng(seed)
+    end_s = weeks * 7 * 86400.0
+    x, y = _uniform_points(rng, n_background, None, bounds)
+    t = rng.uniform(0.0, end_s, n_background)
+    xs, ys, ts, kinds = [x], [y], [t], [np.full(n_background, -1, dtype=np.int64)]
+    while len(t):
+        children = rng.poisson(offspring_mean, len(t))
+        parent = np.repeat(np.arange(len(t)), children)
+        x = x[parent] + rng.normal(0.0, spread_m, parent.size)
+        y = y[parent] + rng.normal(0.0, spread_m, parent.size)
+        t = t[parent] + rng.exponential(delay_days * 86400.0, parent.size)
+        inside = t < end_s
+        x, y, t = x[inside], y[inside], t[inside]
+        xs.append(x)
+        ys.append(y)
+        ts.append(t)
+        kinds.append(np.zeros(len(t), dtype=np.int64))
+    t0 = np.datetime64(start.astimezone(UTC).replace(tzinfo=None), "s")
+    seconds = np.concatenate(ts).astype(np.int64)
+    times = t0 + seconds.astype("timedelta64[s]")
+    order = np.argsort(times, kind="stable")
+    return SyntheticIncidents(
+        x=np.concatenate(xs)[order],
+        y=np.concatenate(ys)[order],
+        time=times[order],
+        category=np.full(len(times), "", dtype=object).astype(str),
+        hotspot=np.concatenate(kinds)[order],
+        hotspots=(),
+    )
+
+
 def _pick_categories(
     rng: np.random.Generator, categories: dict[str, float] | None, k: int
 ) -> npt.NDArray[np.str_]:

@@ -32,6 +32,19 @@ def local_days(times: Any, tz: str) -> IntArray:
     return days.astype(np.int64)
 
 
+def local_day_of(value: Any, tz: str) -> int:
+    """Return the local calendar day of one date or instant, as days since Monday 1970-01-05.
+
+    A naive value ("2017-07-01", a date) is a local date in tz; an aware one is converted to tz.
+    """
+    stamp = pd.Timestamp(value)
+    if stamp is pd.NaT:
+        raise ValueError(f"{value!r} is no date")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert(tz).tz_localize(None)
+    return int((stamp.normalize() - pd.Timestamp(EPOCH_MONDAY)).days)
+
+
 def week_numbers(times: Any, tz: str) -> IntArray:
     """Return each time's Monday-based week number in tz (week 0 starts Monday 1970-01-05)."""
     return local_days(times, tz) // 7

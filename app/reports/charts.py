@@ -24,12 +24,19 @@ from pathlib import Path
 import pandas as pd
 
 
-def backtest_chart(results_by_week: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+def backtest_chart(
+    results_by_week: pd.DataFrame,
+    path: str | Path,
+    title: str = "",
+    apart: dict[str, str] | None = None,
+) -> Path:
     """Draw PAI per method over the test weeks (Backtest.results_) as a PNG at path.
 
     Weeks a method could not be evaluated are gaps in its line; the dashed line at PAI = 1 is
-    what flagging cells at random achieves on average.
+    what flagging cells at random achieves on average. Methods in `apart` (method -> what to
+    add to its label, e.g. its own coverage) are drawn dotted: their PAI is not comparable.
     """
+    apart = apart or {}
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -47,11 +54,21 @@ def backtest_chart(results_by_week: pd.DataFrame, path: str | Path, title: str =
         series = pd.Series(
             results_by_week.loc[rows, "pai"].to_numpy(dtype=float), index=weeks[rows]
         ).sort_index()
-        axes.plot(series.index, series.to_numpy(), marker="o", markersize=3, label=str(method))
+        label, style = (f"{method} ({apart[method]})", ":") if method in apart else (method, "-")
+        axes.plot(
+            series.index,
+            series.to_numpy(),
+            marker="o",
+            markersize=3,
+            label=str(label),
+            linestyle=style,
+        )
     axes.axhline(1.0, color="grey", linestyle="--", linewidth=1)
     axes.set_xlabel("test week (starting Monday)")
     axes.set_ylabel("PAI (hit rate / area share)")
     coverage = results_by_week.get("coverage")
+    if coverage is not None:  # the flagged share of the comparable methods
+        coverage = coverage[~results_by_week["method"].isin(list(apart))]
     share = "" if coverage is None else _coverage_text(coverage)
     axes.set_title(title or f"Prediction Accuracy Index per test week{share}")
     axes.legend(loc="upper left", fontsize="small", ncols=3)

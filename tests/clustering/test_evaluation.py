@@ -18,6 +18,8 @@ from clustering.evaluation import (
     flagged_cell_count,
     hit_rate,
     pai,
+    paired_bootstrap,
+    paired_difference,
     pei_star,
     score_polygons,
     select_polygons,
@@ -218,3 +220,95 @@ def test_emerging_hotspots_are_found_sooner_by_prospective_than_by_long_naive_co
     # Measured: 10.3 against 7.9 (seeds 0-5 all give a ratio of 1.28-1.33).
     assert summary.loc["prospective", "pai"] > 1.2 * summary.loc["naive", "pai"]
     assert summary.loc["prospective", "hit_rate"] > 1.2 * summary.loc["naive", "hit_rate"]
+
+
+def test_flag_top_cells_breaks_ties_by_the_secondary_score_before_the_cell_key() -> None:
+    ix = np.array([0, 1, 2, 3])
+    iy = np.zeros(4, dtype=int)
+    scores = np.array([2.0, 2.0, 2.0, 5.0])
+    secondary = np.array([1.0, 7.0, 3.0, 0.0])
+    flagged = flag_top_cells(scores, np.ones(4, bool), 0.5, (ix, iy), secondary=secondary)
+    assert np.flatnonzero(flagged).tolist() == [1, 3]  # the 5, then the tied 2 with 7 around it
+    assert np.flatnonzero(flag_top_cells(scores, np.ones(4, bool), 0.5, (ix, iy))).tolist() == [
+        0,
+        3,
+    ]
+
+
+def test_test_from_and_test_to_name_the_test_weeks_and_training_comes_before_them() -> None:
+    inc = persistent_incidents()
+    bt = Backtest(
+        train_weeks=4, cell_size_m=150, tz="UTC", methods=("naive",),
+        test_from="2026-03-04", test_to="2026-03-30",
+    ).fit(inc.xy, inc.time)  # fmt: skip
+    # the first Monday on or after Wednesday 4 March is 9 March; weeks end by Monday 30 March
+    assert [week_label(w) for w in bt.test_weeks_] == ["2026-W11", "2026-W12", "2026-W13"]
+    with pytest.raises(ValueError, match="a test week between"):
+        Backtest(train_weeks=4, tz="UTC", methods=("naive",), test_from="2027-01-01").fit(
+            inc.xy, inc.time
+        )
+
+
+def test_study_points_stand_for_the_area_when_the_points_are_one_category() -> None:
+    xy, times = hand_case()
+    everything = np.vstack([xy, [[950.0, 1950.0], [2950.0, 2950.0]]])
+    bt = Backtest(train_weeks=2, coverage=0.1, cell_size_m=100, tz="UTC", methods=("naive",))
+    bt.fit(xy, times, study_points=everything)
+    assert bt.study_cells_.n_cells == 12  # the ten cells of the points and two more
+    assert bt.results_["pai"].tolist() == pytest.approx([(2 / 13) / (1 / 12), 0.5 * 12])
+
+
+def test_paired_bootstrap_of_a_constant_difference_is_that_difference() -> None:
+    d = paired_bootstrap([3.0, 4.0, 5.0, np.nan], [2.5, 3.5, 4.5, 1.0])
+    assert (d.mean, d.low, d.high, d.n_weeks) == (0.5, 0.5, 0.5, 3)
+    assert d.excludes_zero
+    none = paired_bootstrap([np.nan], [1.0])
+    assert none.n_weeks == 0 and np.isnan(none.mean) and not none.excludes_zero
+
+
+def test_paired_bootstrap_agrees_with_scipy_and_the_normal_interval() -> None:
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    b = rng.gamma(4.0, 1.0, 200)
+    a = b + rng.normal(0.3, 1.0, 200)  # the weekly difference: mean 0.3, sd 1
+    d = paired_bootstrap(a, b, n_resamples=4000, seed=1)
+    assert d.mean == pytest.approx(float(np.mean(a - b)))
+    sp = stats.bootstrap(
+        (a, b), lambda x, y: np.mean(x - y), paired=True, n_resamples=4000,
+        method="percentile", random_state=2,
+    ).confidence_interval  # fmt: skip
+    assert d.low == pytest.approx(sp.low, abs=0.02) and d.high == pytest.approx(sp.high, abs=0.02)
+    half = 1.96 * np.std(a - b, ddof=1) / np.sqrt(200)
+    assert d.high - d.low == pytest.approx(2 * half, rel=0.08)
+
+
+def test_paired_difference_pairs_weeks_of_two_methods_from_the_results() -> None:
+    inc = persistent_incidents()
+    bt = Backtest(train_weeks=12, cell_size_m=150, methods=("naive", "random")).fit(
+        inc.xy, inc.time
+    )
+    d = paired_difference(bt.results_, "naive", "random")
+    r = bt.results_.set_index(["method", "week"])["pai"]
+    by_hand = (r["naive"] - r["random"]).mean()
+    assert d.n_weeks == 6 and d.mean == pytest.approx(by_hand) and d.low > 0
+
+
+def test_small_counts_divide_by_nothing_and_weeks_without_training_are_not_evaluable() -> None:
+    # Twelve incidents over ten weeks, most weeks with one or none.
+    xy = np.array([[50.0 + 100 * (k % 4), 50.0] for k in range(12)])
+    days = [0, 3, 9, 20, 22, 30, 41, 45, 52, 60, 63, 68]
+    times = pd.DatetimeIndex([MONDAY + pd.Timedelta(days=d, hours=12) for d in days])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a division by zero would warn
+        bt = Backtest(train_weeks=1, cell_size_m=100, tz="UTC", methods=("naive", "kde")).fit(
+            xy, times
+        )
+    rows = bt.results_
+    assert set(rows.loc[~rows["evaluable"], "note"]) <= {
+        "no test incidents",
+        "no training incidents",
+    }
+    assert rows.loc[rows["evaluable"], "pai"].notna().all()

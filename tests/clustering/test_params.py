@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 
 import clustering
+from clustering.choice import ForecastChoice
 from clustering.dbscan import DBSCAN, HDBSCAN
 from clustering.emerging import EmergingHotspots
 from clustering.evaluation import Backtest
+from clustering.forecast import CellForecast
 from clustering.gistar import GiStar
 from clustering.kde import KernelDensity
+from clustering.learned import LearnedForecast
 from clustering.params import Estimator
 from clustering.prospective import ProspectiveHotspots
 
@@ -28,6 +31,9 @@ GIVEN: dict[type[Estimator], dict[str, Any]] = {
     EmergingHotspots: {"cell_size_m": 100.0, "distance_band_m": 300.0, "tz": "America/Chicago"},
     ProspectiveHotspots: {"cell_size_m": 150.0, "bandwidth_m": 400.0, "weeks": 6},
     Backtest: {"train_weeks": 8, "methods": ("naive", "gistar"), "gistar_distance_band_m": 500.0},
+    CellForecast: {"method": "blend", "weeks": 6, "short_weight": 0.25},
+    LearnedForecast: {"cell_size_m": 250.0, "weeks": 18, "max_leaf_nodes": 7},
+    ForecastChoice: {"cell_size_m": 250.0, "before": "2017-07-03", "methods": ("naive", "kde")},
 }
 
 
