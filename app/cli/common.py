@@ -19,7 +19,11 @@ from rich.console import Console
 from app.core import errors
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy import Engine
+
+    from app.runs.analyze import Points
 
 console = Console()
 err = Console(stderr=True)
@@ -98,10 +102,59 @@ def cli_actor() -> str:
 
 
 def parse_date(value: str | None, option: str) -> datetime | None:
-    """A YYYY-MM-DD option as midnight UTC, or None; a clear message when it is no date."""
+    """A date or time option in UTC, or None; a clear message when it is no date.
+
+    YYYY-MM-DD (or a time without an offset) is read as UTC; an explicit offset, as in
+    2017-07-01T00:00-05:00, is kept and converted.
+    """
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
-        fail(f"{option} must be a date YYYY-MM-DD, got {value!r}")
+        fail(f"{option} must be a date YYYY-MM-DD (or a time with an offset), got {value!r}")
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def read_file_points(
+    path: Path,
+    mapping: str,
+    crs: str | None,
+    timezone: str | None,
+    metric_crs: str | None,
+    since: str | None,
+    until: str | None,
+) -> Points:
+    """The file's points for a command on files (in a `reported()` block)."""
+    from app.ingest.mapping import load_mapping
+    from app.runs.analyze import read_points
+    from app.settings import get_settings
+
+    start, end = parse_date(since, "--from"), parse_date(until, "--to")
+    return read_points(
+        path,
+        load_mapping(mapping),
+        default_timezone=get_settings().timezone,
+        crs=crs,
+        timezone=timezone,
+        metric_crs=metric_crs,
+        since=start,
+        until=end,
+    )
+
+
+def area_polygon(path: Path, points: Points, area_crs: str | None = None) -> object:
+    """A study-area polygon file in the points' CRS, or a message saying why it cannot be
+    (`area_crs`: the file's CRS when its own is missing or wrong)."""
+    from pyogrio.errors import DataSourceError
+
+    from app.runs.evaluate import read_area
+
+    if not path.is_file():
+        fail(f"--area: no file {path}")
+    try:
+        return read_area(path, points, area_crs)
+    except (DataSourceError, ValueError) as exc:
+        fail(f"--area: cannot read {path} as polygons: {exc}")

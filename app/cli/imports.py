@@ -41,13 +41,20 @@ def import_file(
         Path | None,
         typer.Option(help="Where to write rejected rows (default: FILE.rejects.csv beside FILE)."),
     ] = None,
+    notes: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write every note when the summary shows only the first ones "
+            "(default: FILE.notes.txt beside FILE)."
+        ),
+    ] = None,
 ) -> None:
     """Import incidents from a file: all or nothing, unless --accept-valid."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     from app.access import admin
     from app.ingest.mapping import load_mapping
-    from app.ingest.pipeline import file_import, run_import, write_rejects
+    from app.ingest.pipeline import file_import, run_import, write_notes, write_rejects
     from app.ingest.readers import ReadBatch
     from app.settings import get_settings
 
@@ -55,10 +62,12 @@ def import_file(
     if not path.is_file():
         fail(f"{path} does not exist")
     rejects = rejects or path.with_name(path.name + ".rejects.csv")
-    folder = rejects.parent.resolve()
-    if not (folder.is_dir() and os.access(folder, os.W_OK)):
-        # Checked before the import, so that its rejects are not lost after the commit.
-        fail(f"cannot write the rejects to {rejects}: choose a writable place with --rejects")
+    notes = notes or path.with_name(path.name + ".notes.txt")
+    for target, what in ((rejects, "rejects"), (notes, "notes")):
+        folder = target.parent.resolve()
+        if not (folder.is_dir() and os.access(folder, os.W_OK)):
+            # Checked before the import, so that nothing it reports is lost after the commit.
+            fail(f"cannot write the {what} to {target}: choose a writable place with --{what}")
     db = system_engine()
     with reported():
         chosen = load_mapping(mapping)
@@ -99,6 +108,9 @@ def import_file(
         with reported(), db.begin() as conn:
             summary = run_import(db, conn, settings, spec, batches, on_batch=on_batch)
     _print_summary(summary, path)
+    if summary.details:
+        write_notes(summary, notes)
+        err.print(f"every note, with what the summary leaves out: {notes}")
     if summary.rejected:
         write_rejects(summary.rejected, rejects)
         err.print(f"{len(summary.rejected)} rejected rows with their reasons: {rejects}")
@@ -118,6 +130,7 @@ def _print_summary(summary: ImportSummary, path: Path) -> None:
         "unchanged",
         "rejected",
         "not incidents",
+        "repeated ids",
         title=f"Import {summary.import_id}: {path.name}",
     )
     counts = (
@@ -127,6 +140,7 @@ def _print_summary(summary: ImportSummary, path: Path) -> None:
         summary.unchanged,
         len(summary.rejected),
         sum(summary.not_incident.values()),
+        summary.repeated_ids,
     )
     table.add_row(*(str(v) for v in counts))
     console.print(table)

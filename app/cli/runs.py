@@ -1,48 +1,24 @@
-"""`est analyze`, `est evaluate` (on files, no database) and `est purge` (on the database).
+"""`est analyze` (on files, no database) and `est purge` (on the database).
 
 Commands on files count hours and weeks in the file's time zone: --timezone, else the
-mapping's, else EST_TIMEZONE.
+mapping's, else EST_TIMEZONE. (`est evaluate` has a module of its own, app.cli.evaluate.)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
-if TYPE_CHECKING:
-    from app.runs.analyze import Points
-
-from app.cli.common import console, fail, parse_date, reported, system_engine
-
-
-def _read(
-    path: Path,
-    mapping: str,
-    crs: str | None,
-    timezone: str | None,
-    metric_crs: str | None,
-    since: str | None,
-    until: str | None,
-) -> Points:
-    """The file's points for a command on files (in a `reported()` block)."""
-    from app.ingest.mapping import load_mapping
-    from app.runs.analyze import read_points
-    from app.settings import get_settings
-
-    start, end = parse_date(since, "--from"), parse_date(until, "--to")
-    return read_points(
-        path,
-        load_mapping(mapping),
-        default_timezone=get_settings().timezone,
-        crs=crs,
-        timezone=timezone,
-        metric_crs=metric_crs,
-        since=start,
-        until=end,
-    )
+from app.cli.common import (
+    area_polygon,
+    console,
+    fail,
+    read_file_points,
+    reported,
+    system_engine,
+)
 
 
 def purge(
@@ -88,6 +64,12 @@ def analyze(
     distance_band_m: Annotated[float, typer.Option(help="Gi*: neighbours within, metres.")] = 300.0,
     since: Annotated[str | None, typer.Option("--from", help="Only from this date.")] = None,
     until: Annotated[str | None, typer.Option("--to", help="Only before this date.")] = None,
+    area: Annotated[
+        Path | None,
+        typer.Option(
+            help="Study area polygon file (GeoJSON, GeoPackage); default: the data's own extent."
+        ),
+    ] = None,
 ) -> None:
     """Run a hotspot method on a file and write the result as GeoJSON; no database needed."""
     from app.runs.analyze import METHODS, write_geojson
@@ -97,9 +79,10 @@ def analyze(
     if method not in METHODS:
         fail(f"--method must be dbscan, kde or gistar, not {method!r}")
     with reported():
-        points = _read(path, mapping, crs, timezone, metric_crs, since, until)
+        points = read_file_points(path, mapping, crs, timezone, metric_crs, since, until)
+        polygon = area_polygon(area, points) if area is not None else None
         try:
-            result = run_method(
+            done = run_method(
                 points,
                 method,
                 eps_m=eps_m,
@@ -107,76 +90,15 @@ def analyze(
                 cell_size_m=cell_size_m,
                 bandwidth_m=bandwidth_m,
                 distance_band_m=distance_band_m,
+                area=polygon,
             )
         except TooFewIncidents as exc:
             fail(f"{exc}: Gi* cannot conclude anything on so few")
         except ValueError as exc:  # a parameter the method refuses, in its own words
             fail(str(exc))
-    write_geojson(result, output)
+    write_geojson(done.result, output)
     console.print(
         f"{method}: {len(points.xy)} points of {points.read} read ({points.skipped} without a "
         f"location or time, or outside --from/--to), computed in {points.crs.name}, times in "
-        f"{points.tz}; {len(result)} features written to {output}"
-    )
-
-
-def evaluate(
-    path: Annotated[Path, typer.Argument(help="Incidents: CSV, GeoJSON or GeoPackage.")],
-    mapping: Annotated[str, typer.Option(help="A mapping file or a preset.")] = "est",
-    area: Annotated[
-        Path | None, typer.Option(help="Study area polygon file; default: cells with incidents.")
-    ] = None,
-    train_weeks: Annotated[int, typer.Option(min=1, help="Weeks before each test week.")] = 12,
-    test_weeks: Annotated[int, typer.Option(min=1, help="Weeks forecast each time.")] = 1,
-    coverage: Annotated[float, typer.Option(min=0.001, max=1.0, help="Share of area.")] = 0.05,
-    cell_size_m: Annotated[float, typer.Option(min=10, help="Grid cell, metres.")] = 150.0,
-    since: Annotated[str | None, typer.Option("--from", help="Only from this date.")] = None,
-    until: Annotated[str | None, typer.Option("--to", help="Only before this date.")] = None,
-    crs: Annotated[str | None, typer.Option(help="CRS of the file's coordinates.")] = None,
-    metric_crs: Annotated[str | None, typer.Option(help="CRS to compute in (metres).")] = None,
-    timezone: Annotated[
-        str | None,
-        typer.Option(
-            "--timezone",
-            "--week-timezone",
-            help="Time zone of the file, whose Mondays start the weeks; default: the "
-            "mapping's, else EST_TIMEZONE.",
-        ),
-    ] = None,
-    out: Annotated[Path, typer.Option(help="Folder for summary.csv, weeks.csv, pai.png.")] = Path(
-        "evaluation"
-    ),
-) -> None:
-    """Rolling backtest: which method's hotspots catch next week's incidents (PAI, hit rate)."""
-    from app.runs.evaluate import evaluate as run_backtest
-
-    with reported():
-        points = _read(path, mapping, crs, timezone, metric_crs, since, until)
-        try:
-            done = run_backtest(
-                points,
-                out,
-                train_weeks=train_weeks,
-                test_weeks=test_weeks,
-                coverage=coverage,
-                cell_size_m=cell_size_m,
-                area=area,
-                title=path.name,
-            )
-        except ValueError as exc:  # a window or area the backtest refuses, in its own words
-            fail(str(exc))
-    summary = done.summary
-    table = Table(
-        "method",
-        *(str(c) for c in summary.columns),
-        title=f"Backtest: train {train_weeks} weeks, test {test_weeks}, "
-        f"coverage {coverage:.0%}, cells {cell_size_m:g} m, weeks in {points.tz}",
-    )
-    for method, row in summary.iterrows():
-        cells = [str(int(v)) if c == "weeks_evaluated" else f"{v:.3f}" for c, v in row.items()]
-        table.add_row(str(method), *cells)
-    console.print(table)
-    console.print(
-        f"{len(points.xy)} incidents in {points.crs.name}; wrote "
-        + ", ".join(str(f) for f in done.files)
+        f"{points.tz}, kept to {done.kept_to}; {len(done.result)} features written to {output}"
     )

@@ -17,11 +17,13 @@ ObjectArray = npt.NDArray[np.object_]
 
 @dataclass(frozen=True)
 class RowError:
-    """Why one input row cannot be stored: its row number, the field and the reason."""
+    """Why one input row cannot be stored: its row number, the field, the reason and the value
+    at fault as written (None when there is none to show, such as a missing field)."""
 
     row: int
     field: str
     reason: str
+    value: str | None = None
 
 
 @dataclass
@@ -36,6 +38,8 @@ class RawBatch:
     - `x`, `y`: float64 in `crs` (for EPSG:4326 x is the longitude), NaN when absent.
     - `errors`: what the reader could not parse, by row and field (those rows are rejected).
     - `source`: per row, when the input names it (REST bodies); None means the import's source.
+    - `period_end`: True where `occurred_to` is the end of a period the input wrote as a month
+      or a date (validation ends a period that is still running at the time of the import).
     """
 
     row: npt.NDArray[np.int64]
@@ -50,6 +54,7 @@ class RawBatch:
     description: ObjectArray
     errors: list[RowError] = field(default_factory=list)
     source: ObjectArray | None = None
+    period_end: npt.NDArray[np.bool_] | None = None
 
     def __len__(self) -> int:
         return int(self.row.size)

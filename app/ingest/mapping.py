@@ -16,7 +16,15 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from app.core import MAPPINGS_DIR, preset_names
 from app.core.errors import InvalidInput
@@ -50,8 +58,18 @@ class _Model(BaseModel):
     )
 
 
-class TimeColumn(_Model):
-    """One time column and how its text is written: iso, polisen or a strptime pattern."""
+class _Column(_Model):
+    """A part of a mapping that a column name alone may stand for (`time: Datum`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"column": value} if isinstance(value, str) else value
+
+
+class TimeOfDay(_Column):
+    """A second column with the time of day of a date column: iso (13, 13:30, 13:30:15) or a
+    strptime pattern of hours, minutes and seconds such as %H%M."""
 
     column: str = Field(min_length=1)
     format: str = ISO
@@ -59,22 +77,32 @@ class TimeColumn(_Model):
     @field_validator("format")
     @classmethod
     def _known_format(cls, value: str) -> str:
+        return check_time_of_day_format(value)
+
+
+class TimeColumn(_Model):
+    """One time column and how its text is written: iso, polisen or a strptime pattern; with
+    `time_of_day`, the column holds the date and another column the time of day."""
+
+    column: str = Field(min_length=1)
+    format: str = ISO
+    time_of_day: TimeOfDay | None = None
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
         return check_time_format(value)
 
 
-class TimeSpec(_Model):
+class TimeSpec(_Column):
     """When it happened: one column, or `from` and optionally `to`; the zone for naive times."""
 
     column: str | None = Field(default=None, min_length=1)
     format: str = ISO
+    time_of_day: TimeOfDay | None = None
     from_: TimeColumn | None = Field(default=None, alias="from")
     to: TimeColumn | None = None
     timezone: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        return {"column": value} if isinstance(value, str) else value
 
     @field_validator("format")
     @classmethod
@@ -92,8 +120,9 @@ class TimeSpec(_Model):
             raise ValueError("give either column (and format) or from (and optionally to)")
         if self.to is not None and self.from_ is None:
             raise ValueError("'to' needs 'from'")
-        if self.from_ is not None and "format" in self.model_fields_set:
-            raise ValueError("with from/to, give each its own format")
+        for key in ("format", "time_of_day"):
+            if self.from_ is not None and key in self.model_fields_set:
+                raise ValueError(f"with from/to, give each its own {key}")
         return self
 
     @property
@@ -102,12 +131,49 @@ class TimeSpec(_Model):
         if self.from_ is not None:
             return self.from_
         assert self.column is not None  # the validator guarantees one of the two
-        return TimeColumn(column=self.column, format=self.format)
+        return TimeColumn(column=self.column, format=self.format, time_of_day=self.time_of_day)
 
     @property
     def end(self) -> TimeColumn | None:
         """The column of occurred_to, if the data has one."""
         return self.to
+
+
+class IdSpec(_Model):
+    """Each record's identifier: a column, or columns joined with ':'; with `derive`, rows
+    without one (every row, when no column is named) get one derived from their content."""
+
+    columns: list[str] = Field(default_factory=list, alias="column")
+    derive: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError(
+                "write id: {derive: true} when the file has no identifier (null is not a column)"
+            )
+        return {"column": value} if isinstance(value, str | list) else value
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("columns")
+    @classmethod
+    def _named(cls, value: list[str]) -> list[str]:
+        if any(not name for name in value):
+            raise ValueError("a column name cannot be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> IdSpec:
+        if not self.columns and not self.derive:
+            raise ValueError(
+                "name the id column (or columns), or write derive: true when the file has none"
+            )
+        return self
 
 
 class CategoryRule(_Model):
@@ -138,18 +204,13 @@ class CategoryRule(_Model):
         return [value] if isinstance(value, str) else value
 
 
-class CategorySpec(_Model):
+class CategorySpec(_Column):
     """The category column, how its values become taxonomy codes, and rules on other columns."""
 
     column: str = Field(min_length=1)
     map: dict[str, str | None] | Literal["polisen"] | None = None
     default: str | None = None
     when: list[CategoryRule] = Field(default_factory=list)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        return {"column": value} if isinstance(value, str) else value
 
     @field_validator("map", mode="before")
     @classmethod
@@ -272,17 +333,14 @@ class Mapping(_Model):
     decimal: Literal[".", ","] = "."
     layer: str | None = None
     source: str | None = Field(default=None, min_length=1)
-    id: list[str] = Field(min_length=1)
+    id: IdSpec
     time: TimeSpec
     category: CategorySpec
     location: list[LocationSpec] = Field(default_factory=lambda: [LocationSpec()], min_length=1)
     precision: PrecisionSpec | None = None
     description: str | None = Field(default=None, min_length=1)
 
-    @field_validator("id", mode="before")
-    @classmethod
-    def _one_or_more(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+    _origin: str = PrivateAttr(default="the mapping")
 
     @field_validator("location", mode="before")
     @classmethod
@@ -317,10 +375,18 @@ class Mapping(_Model):
             raise ValueError("decimal and delimiter cannot be the same character")
         return self
 
+    @property
+    def origin(self) -> str:
+        """Where the mapping was read from (its file), for messages."""
+        return self._origin
+
     def field_columns(self) -> list[str]:
         """The columns read for everything but the location."""
-        names = list(self.id)
-        names += [t.column for t in (self.time.start, self.time.end) if t is not None]
+        names = list(self.id.columns)
+        for t in (self.time.start, self.time.end):
+            if t is not None:
+                names.append(t.column)
+                names += [t.time_of_day.column] if t.time_of_day is not None else []
         names.append(self.category.column)
         names += [rule.column for rule in self.category.when]
         if self.precision is not None and self.precision.column is not None:
@@ -364,6 +430,20 @@ def check_time_format(value: str) -> str:
     except ValueError as e:
         raise ValueError(f"{value!r} is not a usable strptime pattern: {e}") from None
     return value
+
+
+def check_time_of_day_format(value: str) -> str:
+    """Return a time-of-day format if it is iso or a strptime pattern of the clock only."""
+    if value == ISO:
+        return value
+    if "%" not in value:
+        raise ValueError(
+            f"{value!r} is not a time-of-day format: use iso (13, 13:30 or 13:30:15) or a "
+            "strptime pattern such as '%H%M'"
+        )
+    if re.search(r"%[^HIMSpf%]", value):
+        raise ValueError(f"{value!r}: a time of day has only hours, minutes and seconds (%H %M %S)")
+    return check_time_format(value)
 
 
 def check_timezone(value: str) -> str:
@@ -432,12 +512,23 @@ def load_mapping(name_or_path: str | Path) -> Mapping:
                 f"(presets: {', '.join(preset_names())})"
             )
         path = preset
+        origin = f"data/mappings/{preset.name}"  # the preset as its README names it
+    else:
+        origin = str(path)
     try:
-        with path.open(encoding="utf-8") as f:
-            raw = yaml.load(f, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-    except (yaml.YAMLError, ValueError, UnicodeDecodeError) as e:
-        raise MappingError(f"{path}: not readable YAML: {e}") from None
-    return parse_mapping(raw, str(path))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise MappingError(f"{origin}: not readable YAML: {e}") from None
+    return read_mapping(text, origin)
+
+
+def read_mapping(text: str, origin: str) -> Mapping:
+    """Read the YAML text of a mapping file (an upload, say); `origin` names it in messages."""
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except (yaml.YAMLError, ValueError) as e:
+        raise MappingError(f"{origin}: not readable YAML: {e}") from None
+    return parse_mapping(raw, origin)
 
 
 def parse_mapping(raw: Any, origin: str = "the mapping") -> Mapping:
@@ -445,12 +536,23 @@ def parse_mapping(raw: Any, origin: str = "the mapping") -> Mapping:
     if not isinstance(raw, dict):
         raise MappingError(f"{origin}: a mapping is a YAML mapping of keys (id, time, ...)")
     try:
-        return Mapping.model_validate(raw)
+        mapping = Mapping.model_validate(raw)
     except ValidationError as e:
         raise MappingError(f"{origin}: " + "; ".join(_explain(err) for err in e.errors())) from None
+    mapping._origin = origin
+    return mapping
 
 
-_MODELS = (Mapping, TimeSpec, TimeColumn, CategorySpec, LocationSpec, PrecisionSpec)
+_MODELS = (
+    Mapping,
+    IdSpec,
+    TimeSpec,
+    TimeColumn,
+    TimeOfDay,
+    CategorySpec,
+    LocationSpec,
+    PrecisionSpec,
+)
 _KNOWN_KEYS = sorted({f.alias or n for m in _MODELS for n, f in m.model_fields.items()})
 
 
@@ -465,6 +567,11 @@ def _explain(error: Any) -> str:
         hint = f" (did you mean {guess[0]!r}?)" if guess else ""
         return f"unknown key {where!r}{hint}"
     if error["type"] == "missing":
+        if where == "id":
+            return (
+                "id is missing: name the column of each record's identifier, or write "
+                "id: {derive: true} when the file has none"
+            )
         return f"{where} is missing"
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{where}: {message}"

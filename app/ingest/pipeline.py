@@ -32,8 +32,17 @@ from app.ingest.ahead import ahead_on_a_thread
 from app.ingest.batch import RawBatch, RowError
 from app.ingest.mapping import Mapping
 from app.ingest.readers import DEFAULT_BATCH_SIZE, ReadBatch, ReadTotals, read_batches
+from app.ingest.repeats import SHOWN as SHOWN_REPEATS
+from app.ingest.repeats import RepeatedIds
 from app.ingest.store import NOTHING_STORED, PreparedBatch, Staging, UpsertResult, prepare
-from app.ingest.validate import IngestContext, Validated, describe, validate
+from app.ingest.validate import (
+    SHARED_POINTS_SHOWN,
+    IngestContext,
+    Validated,
+    describe,
+    shared_point_details,
+    validate,
+)
 from app.settings import Settings
 from geo.crs import from_lonlat
 
@@ -126,7 +135,9 @@ def ingest_batch(
     staging = Staging(conn, organisation_id, ctx.srid)
     stored = staging.store(prepare(staged_frame(validated, created_by)))
     shared = staging.shared_points(shared_point_warning)
-    notes = describe(validated.masked_counts, validated.at_default_location, shared)
+    notes = describe(
+        validated.masked_counts, validated.at_default_location, shared, shared_point_warning
+    )
     return BatchOutcome(validated, stored, notes)
 
 
@@ -146,7 +157,13 @@ def _row_results(v: Validated, stored: UpsertResult) -> list[dict[str, Any]]:
         for r, e in zip(v.row, v.external_id, strict=True)
     ]
     results += [
-        {"row": e.row, "status": "rejected", "field": e.field, "reason": e.reason}
+        {
+            "row": e.row,
+            "status": "rejected",
+            "field": e.field,
+            "reason": e.reason,
+            **({"value": e.value} if e.value is not None else {}),
+        }
         for e in v.rejected
     ]
     return sorted(results, key=lambda r: r["row"])
@@ -169,7 +186,12 @@ class ImportSpec:
 
 @dataclass
 class ImportSummary:
-    """The outcome of an import, for the CLI's table and the API's answer."""
+    """The outcome of an import, for the CLI's table and the API's answer.
+
+    `notes` are what a person reads (the busiest shared points, the first repeated ids);
+    `details` what they leave out (every shared point, the rows of every repeated id), for
+    the notes file and the import record.
+    """
 
     import_id: int | None
     rows: int = 0
@@ -179,6 +201,10 @@ class ImportSummary:
     rejected: list[RowError] = field(default_factory=list)
     not_incident: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    shared_points: list[tuple[float, float, int]] = field(default_factory=list)
+    repeated_ids: int = 0
+    repeated_rows: int = 0
     results: list[dict[str, Any]] = field(default_factory=list)
     stored: bool = False
 
@@ -191,6 +217,8 @@ class ImportSummary:
             "unchanged": self.unchanged,
             "rejected": len(self.rejected),
             "not_incident": sum(self.not_incident.values()),
+            "repeated_ids": self.repeated_ids,
+            "repeated_rows": self.repeated_rows,
         }
 
 
@@ -281,12 +309,17 @@ def run_import(
     if not summary.stored:
         savepoint.rollback()
         if job is not None:
-            job.fail(_rejected_reason(summary), counts=summary.counts(), notes=summary.notes)
+            job.fail(_rejected_reason(summary), counts=summary.counts(), notes=_all(summary))
         return summary
     savepoint.commit()
     if job is not None:
-        job.finish(conn, counts=summary.counts(), notes=summary.notes)
+        job.finish(conn, counts=summary.counts(), notes=_all(summary))
     return summary
+
+
+def _all(summary: ImportSummary) -> list[str]:
+    """The notes and the details they leave out, as the import record keeps them."""
+    return summary.notes + summary.details
 
 
 def _job_values(spec: ImportSpec) -> dict[str, Any]:
@@ -345,6 +378,7 @@ def _store_all(
     masked: Counter[str] = Counter()
     at_default: Counter[str] = Counter()
     totals = ReadTotals()
+    repeats = RepeatedIds()
     stored = NOTHING_STORED
     for read, validated, ready in ahead_on_a_thread(prepared()):
         totals.add(read)
@@ -352,6 +386,7 @@ def _store_all(
         summary.rejected += validated.rejected
         masked += validated.masked_counts
         at_default += validated.at_default_location
+        repeats.add(validated.source, validated.external_id, validated.row)
         if ready is not None:  # None from the first rejection on, unless accept_valid
             batch_stored = staging.store(ready)
             stored = stored + batch_stored
@@ -361,7 +396,16 @@ def _store_all(
             on_batch(read, summary)
     summary.not_incident = totals.not_incident
     shared = staging.shared_points(settings.shared_point_warning)
-    summary.notes = totals.warnings + describe(masked, at_default, shared)
+    summary.shared_points = shared
+    summary.repeated_ids, summary.repeated_rows = repeats.ids, repeats.rows
+    summary.notes = totals.warnings + describe(
+        masked, at_default, shared, settings.shared_point_warning
+    )
+    summary.notes += repeats.notes()
+    if len(shared) > SHARED_POINTS_SHOWN:
+        summary.details += shared_point_details(shared)
+    if repeats.ids > SHOWN_REPEATS:
+        summary.details += repeats.details()
     if summary.rejected and not spec.accept_valid:
         return
     summary.created, summary.updated, summary.unchanged = (
@@ -373,9 +417,18 @@ def _store_all(
 
 
 def write_rejects(rejected: list[RowError], path: Path) -> None:
-    """Write rejected rows (row number, field, reason) as a CSV for Swedish Excel."""
+    """Write rejected rows (row number, field, reason, the value at fault) as a CSV for
+    Swedish Excel."""
     with path.open("w", encoding="utf-8", newline="") as f:
         for line in csv_lines(
-            ("row", "field", "reason"), ((e.row, e.field, e.reason) for e in rejected)
+            ("row", "field", "reason", "value"),
+            ((e.row, e.field, e.reason, e.value) for e in rejected),
         ):
             f.write(line)
+
+
+def write_notes(summary: ImportSummary, path: Path) -> None:
+    """Write every note of an import, with the details the summary leaves out, as text."""
+    with path.open("w", encoding="utf-8") as f:
+        for line in _all(summary):
+            f.write(line + "\n")

@@ -21,7 +21,7 @@ from app.core.vocabulary import PRECISIONS
 from app.db.deployment import Place
 from app.ingest.batch import RawBatch, RowError
 from app.ingest.screening import Screened, screen_text
-from geo.crs import CrsError, is_geographic, transform
+from geo.crs import CrsError, is_geographic, to_lonlat, transform
 
 MAX_ID = 128
 MAX_SOURCE = 64
@@ -76,14 +76,30 @@ class _Rejections:
         self.errors: list[RowError] = []
 
     def add(
-        self, mask: npt.NDArray[np.bool_], field_name: str, reason: str | Callable[[int], str]
+        self,
+        mask: npt.NDArray[np.bool_],
+        field_name: str,
+        reason: str | Callable[[int], str],
+        value: Callable[[int], str | None] | None = None,
     ) -> None:
-        """Reject the rows in mask not rejected yet; reason may depend on the row's index."""
+        """Reject the rows in mask not rejected yet; reason and the value at fault may depend
+        on the row's index."""
         new = np.asarray(mask, dtype=bool) & ~self.bad  # an empty list comes as float64
         for i in np.flatnonzero(new):
             text = reason(int(i)) if callable(reason) else reason
-            self.errors.append(RowError(int(self.rows[i]), field_name, text))
+            shown = value(int(i)) if value is not None else None
+            self.errors.append(RowError(int(self.rows[i]), field_name, text, shown))
         self.bad |= new
+
+
+def _text_at(values: npt.NDArray[np.object_]) -> Callable[[int], str | None]:
+    """The value of row i as text, for a rejection."""
+    return lambda i: None if values[i] is None else str(values[i])
+
+
+def _time_at(values: npt.NDArray[np.datetime64]) -> Callable[[int], str | None]:
+    """The time of row i in ISO 8601 (UTC), for a rejection."""
+    return lambda i: None if np.isnat(values[i]) else f"{values[i]}Z"
 
 
 def _is_blank(values: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
@@ -110,10 +126,12 @@ def validate(batch: RawBatch, ctx: IngestContext, source: str | None = None) -> 
         sources[_is_blank(sources)] = source
     rej.add(_is_blank(sources), "source", "missing")
     long_source = np.array([isinstance(v, str) and len(v) > MAX_SOURCE for v in sources])
-    rej.add(long_source, "source", f"longer than {MAX_SOURCE} characters")
+    rej.add(long_source, "source", f"longer than {MAX_SOURCE} characters", _text_at(sources))
     rej.add(_is_blank(batch.external_id), "external_id", "missing")
     too_long = np.array([isinstance(v, str) and len(v) > MAX_ID for v in batch.external_id])
-    rej.add(too_long, "external_id", f"longer than {MAX_ID} characters")
+    rej.add(
+        too_long, "external_id", f"longer than {MAX_ID} characters", _text_at(batch.external_id)
+    )
 
     rej.add(_is_blank(batch.category), "category", "missing")
     unknown = np.array([isinstance(c, str) and c not in ctx.categories for c in batch.category])
@@ -121,9 +139,10 @@ def validate(batch: RawBatch, ctx: IngestContext, source: str | None = None) -> 
         unknown,
         "category",
         lambda i: f"unknown category {batch.category[i]!r}",
+        _text_at(batch.category),
     )
 
-    _check_times(batch, ctx, rej)
+    occurred_to = _check_times(batch, ctx, rej)
     x, y = _check_location(batch, ctx, rej)
 
     precision = np.array(
@@ -134,6 +153,7 @@ def validate(batch: RawBatch, ctx: IngestContext, source: str | None = None) -> 
         bad_precision,
         "location_precision",
         lambda i: f"{precision[i]!r} is not one of {', '.join(sorted(PRECISIONS))}",
+        _text_at(precision),
     )
 
     description, masked, masked_counts = _check_text(batch, rej)
@@ -145,7 +165,7 @@ def validate(batch: RawBatch, ctx: IngestContext, source: str | None = None) -> 
         external_id=batch.external_id[keep],
         category=batch.category[keep],
         occurred_from=batch.occurred_from[keep],
-        occurred_to=batch.occurred_to[keep],
+        occurred_to=occurred_to[keep],
         x=x[keep],
         y=y[keep],
         location_precision=precision[keep],
@@ -157,14 +177,23 @@ def validate(batch: RawBatch, ctx: IngestContext, source: str | None = None) -> 
     )
 
 
-def _check_times(batch: RawBatch, ctx: IngestContext, rej: _Rejections) -> None:
+def _check_times(
+    batch: RawBatch, ctx: IngestContext, rej: _Rejections
+) -> npt.NDArray[np.datetime64]:
+    """Check the times; return occurred_to, where a period still running (this month, today)
+    ends now."""
     start, end = batch.occurred_from, batch.occurred_to
+    now = np.datetime64(ctx.now.replace(tzinfo=None), "us")
+    if batch.period_end is not None:
+        end = np.where(batch.period_end & (end > now), now, end)
     rej.add(np.isnat(start), "occurred_from", "missing")
     limit = np.datetime64((ctx.now + ctx.max_clock_skew).replace(tzinfo=None), "us")
-    rej.add(~np.isnat(start) & (start > limit), "occurred_from", "lies in the future")
-    rej.add(~np.isnat(end) & (end > limit), "occurred_to", "lies in the future")
+    future = "lies in the future"
+    rej.add(~np.isnat(start) & (start > limit), "occurred_from", future, _time_at(start))
+    rej.add(~np.isnat(end) & (end > limit), "occurred_to", future, _time_at(end))
     before = ~np.isnat(end) & ~np.isnat(start) & (end < start)
-    rej.add(before, "occurred_to", "is before occurred_from")
+    rej.add(before, "occurred_to", "is before occurred_from", _time_at(end))
+    return end
 
 
 def _to_storage(
@@ -183,7 +212,11 @@ def _check_location(
     missing = np.isnan(bx) | np.isnan(by)
     rej.add(missing, "location", "no location (coordinates are missing)")
     finite = np.isfinite(bx) & np.isfinite(by)
-    rej.add(~missing & ~finite, "location", "coordinates are not finite numbers")
+
+    def point(i: int) -> str:
+        return f"{float(bx[i])!r}, {float(by[i])!r}"
+
+    rej.add(~missing & ~finite, "location", "coordinates are not finite numbers", point)
     ok = finite & ~rej.bad
     x = np.full(bx.size, np.nan)
     y = np.full(by.size, np.nan)
@@ -202,6 +235,8 @@ def _check_location(
         swapped[good] = shapely.contains_xy(ctx.accepted_area, sx[good], sy[good])
         geographic = is_geographic(batch.crs)
         names = ("longitude", "latitude") if geographic else ("x", "y")
+        extent = describe_extent(ctx.accepted_area, ctx.srid)
+        extent = f" (it lies within {extent})" if extent else ""
 
         def reason(i: int) -> str:
             if swapped[i]:
@@ -210,9 +245,9 @@ def _check_location(
                     f"{names[1]}={bx[i]}) lies inside the accepted extent; send them the other "
                     "way round"
                 )
-            return f"({bx[i]}, {by[i]}) in {batch.crs} lies outside the accepted extent"
+            return f"({bx[i]}, {by[i]}) in {batch.crs} lies outside the accepted extent{extent}"
 
-        rej.add(outside, "location", reason)
+        rej.add(outside, "location", reason, point)
     return x, y
 
 
@@ -279,12 +314,17 @@ def _mark_default_locations(
     return found
 
 
+SHARED_POINTS_SHOWN = 10
+
+
 def describe(
     masked_counts: Counter[str],
     at_default_location: Counter[str],
     shared_points: list[tuple[float, float, int]],
+    at_least: int,
 ) -> list[str]:
-    """Return the notes a person reads after an import: what was masked, marked and suspicious."""
+    """Return the notes a person reads after an import: what was masked, marked and suspicious
+    (points shared by `at_least` records: the busiest SHARED_POINTS_SHOWN of them)."""
     notes = []
     pnr, plates = masked_counts["personnummer"], masked_counts["registreringsnummer"]
     if pnr:
@@ -297,9 +337,42 @@ def describe(
         notes.append(
             f"{count} {'record' if count == 1 else 'records'} at {name}, marked area_centroid"
         )
-    for lon, lat, count in shared_points:
+    if len(shared_points) == 1:
+        lon, lat, count = shared_points[0]
         notes.append(
             f"warning: {count} records share the point lon {lon:.5f}, lat {lat:.5f}; kept as "
             "they are (a repeat victim is possible), check that it is not a default location"
         )
+    elif shared_points:
+        n, shown = len(shared_points), shared_points[:SHARED_POINTS_SHOWN]
+        busiest = "; ".join(_shared(p) for p in shown)
+        more = f"; and {n - len(shown)} more" if n > len(shown) else ""
+        notes.append(
+            f"warning: {n} points are each shared by {at_least} or more records; kept as they "
+            "are (a repeat victim is possible), check that none is a default location. "
+            f"The busiest: {busiest}{more}"
+        )
     return notes
+
+
+def shared_point_details(shared_points: list[tuple[float, float, int]]) -> list[str]:
+    """Every shared point on a line of its own, for the notes file."""
+    return [f"shared point: {_shared(p)}" for p in shared_points]
+
+
+def _shared(point: tuple[float, float, int]) -> str:
+    lon, lat, count = point
+    return f"{count} records at lon {lon:.5f}, lat {lat:.5f}"
+
+
+def describe_extent(area: shapely.Geometry, srid: int) -> str:
+    """The accepted area in words: the lon/lat box around it."""
+    # Points every 10 km along the edges: a straight edge in metres is curved in lon/lat.
+    xy = shapely.get_coordinates(shapely.segmentize(area, 10_000.0))
+    if not len(xy):
+        return ""
+    lon, lat = to_lonlat(xy[:, 0], xy[:, 1], srid)
+    return (
+        f"lon {np.nanmin(lon):.2f} to {np.nanmax(lon):.2f}, "
+        f"lat {np.nanmin(lat):.2f} to {np.nanmax(lat):.2f}"
+    )

@@ -92,13 +92,16 @@ def load_incidents(
     settings: ProfileSettings,
     tz: str,
 ) -> Incidents:
-    """The area's incidents of [since, until) in the profile's categories, with a place."""
+    """The area's incidents of [since, until) in the profile's categories, with a place and
+    a time known to within the profile's `max_interval_days`."""
     codes = group_codes(conn, settings.category_group)
     rows = conn.execute(
         text("""
         SELECT ST_X(i.geom) AS x, ST_Y(i.geom) AS y,
                (extract(epoch FROM i.occurred_from) * 1000000)::bigint AS t, i.category_code,
-               i.location_precision::text AS precision, c.sensitive
+               i.location_precision::text AS precision, c.sensitive,
+               coalesce(i.occurred_to - i.occurred_from
+                        > make_interval(days => CAST(:max_days AS integer)), false) AS vague
         FROM est.incident i
         JOIN est.incident_area ia ON ia.incident_id = i.id AND ia.area_id = :area
         JOIN est.category c ON c.code = i.category_code
@@ -106,14 +109,21 @@ def load_incidents(
           AND (CAST(:codes AS text[]) IS NULL OR i.category_code = ANY(CAST(:codes AS text[])))
         ORDER BY i.id
     """),
-        {"area": area_id, "since": since, "until": until, "codes": codes},
+        {
+            "area": area_id,
+            "since": since,
+            "until": until,
+            "codes": codes,
+            "max_days": settings.max_interval_days,
+        },
     ).all()
-    names = ["x", "y", "t", "category", "precision", "sensitive"]
+    names = ["x", "y", "t", "category", "precision", "sensitive", "vague"]
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
     frame = pd.DataFrame({k: list(v) for k, v in zip(names, columns, strict=True)})
     sensitive = frame["sensitive"].astype(bool).to_numpy()
     centroid = (frame["precision"] == "area_centroid").to_numpy()
     unknown = (frame["precision"] == "unknown").to_numpy()
+    vague = frame["vague"].astype(bool).to_numpy()
     keep = ~sensitive & ~unknown
     if settings.exclude_area_centroids:
         keep &= ~centroid
@@ -123,7 +133,9 @@ def load_incidents(
         if settings.exclude_area_centroids
         else 0,
         "unknown_location": int((unknown & ~sensitive).sum()),
+        "long_interval": int((vague & keep).sum()),
     }
+    keep &= ~vague
     used = frame[keep]
     times = pd.to_datetime(used["t"].to_numpy(dtype=np.int64), unit="us", utc=True)
     return Incidents(

@@ -6,7 +6,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
+import pytest
+import shapely
 from pyproj import Transformer
 from sklearn import cluster as sk_cluster
 from typer.testing import CliRunner
@@ -128,3 +131,80 @@ def test_hours_are_the_files_own_local_hours(tmp_path: Path) -> None:
     (feature,) = json.loads(out.read_text())["features"]
     assert feature["properties"]["busiest_hour"] == 22
     assert "times in America/Chicago" in " ".join(result.output.split())
+
+
+def _with_a_stray_point(src: Path) -> None:
+    """Append one incident 120 km from the others (a geocoding slip, say)."""
+    with src.open("a", encoding="utf-8") as f:
+        f.write("stray;ovrigt;2026-09-10T12:00:00Z;;15.2;56.9;address;\n")
+
+
+@pytest.mark.parametrize("method", ["kde", "gistar"])
+def test_a_stray_point_adds_its_own_cells_not_a_grid_stretched_out_to_it(
+    tmp_path: Path, method: str
+) -> None:
+    src, alone, out = tmp_path / "in.csv", tmp_path / "alone.geojson", tmp_path / "out.geojson"
+    _write_est_csv(src, 800)
+    args = ["--method", method, "--cell-size-m", "100", "--bandwidth-m", "200"]
+    assert runner.invoke(app, ["analyze", str(src), *args, "-o", str(alone)]).exit_code == 0
+    _with_a_stray_point(src)
+    result = runner.invoke(app, ["analyze", str(src), *args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    assert "crs" not in document  # RFC 7946; our own importer refuses a crs member
+    far = [f for f in document["features"] if f["geometry"]["coordinates"][0][0][0] > 14.5]
+    near = len(document["features"]) - len(far)
+    # the stray point's cells are only the few within reach of it
+    reach_m = 600 if method == "kde" else 300
+    assert 0 < len(far) <= 3.2 * (reach_m / 100 + 1) ** 2
+    assert abs(near - len(json.loads(alone.read_text())["features"])) <= 0.02 * near
+    assert "kept to the cells within" in " ".join(result.output.split())
+
+
+def test_an_area_keeps_every_method_to_its_cells_and_points(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    _write_est_csv(src, 1500)
+    # the western hotspot only (SWEREF 99 TM), as a GeoPackage in its own CRS
+    square = shapely.box(392_500, 6_188_000, 394_500, 6_190_500)
+    area = tmp_path / "area.gpkg"
+    gpd.GeoDataFrame({"name": ["väst"]}, geometry=[square], crs="EPSG:3006").to_file(area)
+    lon_min, lat_min = TO_LONLAT.transform(392_500, 6_188_000)
+    lon_max, lat_max = TO_LONLAT.transform(394_500, 6_190_500)
+    for method in ("dbscan", "kde", "gistar"):
+        out = tmp_path / f"{method}.geojson"
+        args = ["analyze", str(src), "--method", method, "--area", str(area), "-o", str(out)]
+        result = runner.invoke(app, [*args, "--eps-m", "50", "--min-samples", "15"])
+        assert result.exit_code == 0, result.output
+        features = json.loads(out.read_text())["features"]
+        assert features, method
+        for f in features:
+            for lon, lat in f["geometry"]["coordinates"][0]:
+                # cells and hulls may reach a cell or a buffer beyond the area's edge
+                assert (
+                    lon_min - 0.01 < lon < lon_max + 0.01 and lat_min - 0.01 < lat < lat_max + 0.01
+                )
+
+
+def test_a_study_area_too_large_to_compute_is_refused_saying_where_the_points_are(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "in.csv"
+    _write_est_csv(src, 100)
+    with src.open("a", encoding="utf-8") as f:
+        f.write("zero;ovrigt;2026-09-10T12:00:00Z;;0.0;0.0;address;\n")  # the classic 0/0
+    out = tmp_path / "o.geojson"
+    result = runner.invoke(app, ["analyze", str(src), "--method", "kde", "-o", str(out)])
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    assert "million cells of 100 m (at most 25 million)" in said and "--area" in said
+    assert "lon 0.000 and 13." in said and not out.exists()
+
+
+def test_an_unreadable_area_file_is_a_clear_error(tmp_path: Path) -> None:
+    src, area = tmp_path / "in.csv", tmp_path / "area.geojson"
+    _write_est_csv(src, 100)
+    area.write_text("not geojson", encoding="utf-8")
+    result = runner.invoke(
+        app, ["analyze", str(src), "--method", "kde", "--area", str(area), "-o", "x.geojson"]
+    )
+    assert result.exit_code == 1 and "--area: cannot read" in result.output

@@ -4,6 +4,7 @@ a kill halfway loses nothing and doubles nothing."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -14,12 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from app.cli import app
 from app.core import MAPPINGS_DIR
 from app.settings import Settings, get_settings
+from tests.ingest.test_foreign_exports import STREET_MAPPING, incident_collection, street_file
 
 runner = CliRunner()
 HEADER = "external_id;category;occurred_from;occurred_to;lon;lat;location_precision;description"
@@ -74,8 +77,9 @@ def test_an_import_with_a_bad_row_stores_nothing_and_lists_every_reject(
     rejects = list(
         csv.reader((tmp_path / "bad.csv.rejects.csv").open(encoding="utf-8-sig"), delimiter=";")
     )
-    assert rejects[0] == ["row", "field", "reason"]
+    assert rejects[0] == ["row", "field", "reason", "value"]
     assert [r[0] for r in rejects[1:]] == ["8", "38", "68", "98"]
+    assert rejects[1][1:] == ["category", "unknown category 'nope'", "nope"]
     with system_engine.connect() as conn:
         status = conn.scalar(text("SELECT status FROM est.import_job WHERE source = 'imp-a'"))
     assert status == "failed"
@@ -253,3 +257,111 @@ def test_times_without_an_offset_are_read_in_est_timezone(
         stored = conn.scalar(text("SELECT occurred_from FROM est.incident WHERE source = 'imp-n'"))
         conn.execute(text("DELETE FROM est.incident WHERE source = 'imp-n'"))
     assert stored == datetime(2026, 10, 5, 4, 30, tzinfo=UTC)  # 23:30 CDT is 04:30 UTC
+
+
+# --- foreign exports -------------------------------------------------------------------------
+
+
+def _mapping_file(path: Path, mapping: dict[str, object]) -> Path:
+    path.write_text(yaml.safe_dump(mapping, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_a_file_without_ids_keeps_every_report_and_a_second_import_is_all_unchanged(
+    cli_env: dict[str, str], tmp_path: Path, system_engine: Engine, world: object
+) -> None:
+    path = street_file(tmp_path / "street.csv")
+    mapping = _mapping_file(tmp_path / "street.yaml", {**STREET_MAPPING, "source": "imp-uk"})
+    args = ["import", str(path), "--org", "ingest-test", "--mapping", str(mapping)]
+    first = runner.invoke(app, args)
+    again = runner.invoke(app, args)
+    assert first.exit_code == again.exit_code == 0, first.output
+    with system_engine.begin() as conn:
+        counts = conn.scalars(
+            text("SELECT counts FROM est.import_job WHERE source = 'imp-uk' ORDER BY id")
+        ).all()
+        stored = conn.execute(
+            text(
+                "SELECT i.external_id, c.sensitive, i.occurred_from, i.occurred_to "
+                "FROM est.incident i JOIN est.category c ON c.code = i.category_code "
+                "WHERE i.source = 'imp-uk' ORDER BY i.external_id"
+            )
+        ).all()
+        conn.execute(text("DELETE FROM est.incident WHERE source = 'imp-uk'"))
+    assert [(c["created"], c["unchanged"]) for c in counts] == [(6, 0), (0, 6)]
+    assert len(stored) == 6  # the three identical reports are three incidents
+    by_id = {r.external_id: r for r in stored}
+    assert by_id["a1f9"].sensitive  # "Violence and sexual offences" is never shown to viewers
+    assert not by_id["b2c7"].sensitive
+    assert {(r.occurred_from, r.occurred_to) for r in stored} == {
+        (datetime(2018, 6, 30, 23, tzinfo=UTC), datetime(2018, 7, 31, 23, tzinfo=UTC))
+    }
+
+
+def test_ids_repeated_in_a_file_are_reported_on_every_import(
+    cli_env: dict[str, str], tmp_path: Path, system_engine: Engine, world: object
+) -> None:
+    rows = _rows(20, "rep")
+    rows[8] = rows[2].replace("rad 2", "rad 2, igen")  # rep2 again, saying something else
+    rows[15] = rows[2]  # and once more as the first said
+    path = _write(tmp_path / "repeats.csv", rows)
+    args = ["import", str(path), "--org", "ingest-test", "--source", "imp-rep"]
+    first, again = runner.invoke(app, args), runner.invoke(app, args)
+    assert first.exit_code == again.exit_code == 0, first.output
+    for result in (first, again):
+        said = " ".join(result.output.split())
+        assert "warning: 1 id appears more than once (2 rows repeat an earlier row's id)" in said
+        assert "'rep2' in rows 3, 9 and 16" in said
+    with system_engine.begin() as conn:
+        counts = conn.scalars(
+            text("SELECT counts FROM est.import_job WHERE source = 'imp-rep' ORDER BY id")
+        ).all()
+        conn.execute(text("DELETE FROM est.incident WHERE source = 'imp-rep'"))
+    assert [(c["created"], c["updated"], c["repeated_ids"]) for c in counts] == [
+        (18, 2, 1),
+        (0, 2, 1),  # the same file again: rep2 changes twice, as the file says
+    ]
+
+
+def test_many_shared_points_are_summarised_and_every_one_is_in_the_notes_file(
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    system_engine: Engine,
+    world: object,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EST_SHARED_POINT_WARNING", "3")
+    get_settings.cache_clear()
+    rows = [
+        f"sp{p}-{k};skadegorelse.klotter;2026-10-01T12:00:00+02:00;;"
+        f"{14.10 + p * 0.001:.4f};56.5400;address;x"
+        for p in range(12)
+        for k in range(3 + p)
+    ]
+    path = _write(tmp_path / "shared.csv", rows)
+    result = runner.invoke(app, ["import", str(path), "--org", "ingest-test", "--source", "imp-sp"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "warning: 12 points are each shared by 3 or more records" in said
+    assert "The busiest: 14 records at lon 14.11100, lat 56.54000;" in said
+    assert said.count(" records at lon ") == 10 and "; and 2 more" in said
+    notes = (tmp_path / "shared.csv.notes.txt").read_text(encoding="utf-8").splitlines()
+    shared = [n for n in notes if n.startswith("shared point: ")]
+    assert (
+        len(shared) == 12 and shared[-1] == "shared point: 3 records at lon 14.10000, lat 56.54000"
+    )
+    with system_engine.begin() as conn:
+        conn.execute(text("DELETE FROM est.incident WHERE source = 'imp-sp'"))
+
+
+def test_a_geojson_is_imported_as_geojson_without_a_mapping(
+    cli_env: dict[str, str], tmp_path: Path, system_engine: Engine, world: object
+) -> None:
+    path = tmp_path / "incidenter.geojson"
+    collection = incident_collection()
+    collection["features"][0]["geometry"]["coordinates"] = [14.1375, 56.551]  # in Älmhult
+    path.write_text(json.dumps(collection), encoding="utf-8")
+    args = ["import", str(path), "--org", "ingest-test", "--source", "imp-geojson"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert _count(system_engine, "imp-geojson") == 1

@@ -97,7 +97,7 @@ def test_chicago_sexual_and_child_offences_map_to_sensitive_categories(primary_t
 
 def test_chicago_reads_local_times_at_street_precision_in_lon_lat() -> None:
     m = load_mapping("chicago")
-    assert (m.source, m.id, m.time.start.column, m.time.timezone) == (
+    assert (m.source, m.id.columns, m.time.start.column, m.time.timezone) == (
         "chicago-data-portal",
         ["ID"],
         "Date",
@@ -122,12 +122,14 @@ def test_the_polisen_presets_share_the_source_and_use_the_taxonomys_polisen_tabl
     assert json_mapping.location[0].latlon == "location.gps"
 
 
-def test_the_est_preset_takes_lon_lat_or_sweref_x_y() -> None:
+def test_the_est_preset_takes_a_geometry_lon_lat_or_sweref_x_y_and_no_format() -> None:
     m = load_mapping("est")
     assert [(loc.kind, loc.crs) for loc in m.location] == [
+        ("geometry", None),
         ("lonlat", None),
         ("xy", "EPSG:3006"),
     ]
+    assert m.format is None  # the file decides: a CSV, a GeoJSON or a GeoPackage
     assert m.time.end is not None and m.time.end.column == "occurred_to"
 
 
@@ -152,7 +154,7 @@ def test_a_missing_required_key_is_named() -> None:
 
 def test_shorthands_expand_to_columns() -> None:
     m = parse_mapping(MINIMAL)
-    assert (m.id, m.time.start.column, m.time.start.format, m.category.column) == (
+    assert (m.id.columns, m.time.start.column, m.time.start.format, m.category.column) == (
         ["id"],
         "t",
         "iso",
@@ -162,7 +164,10 @@ def test_shorthands_expand_to_columns() -> None:
 
 
 def test_an_id_of_several_columns_is_kept_in_order() -> None:
-    assert parse_mapping({**MINIMAL, "id": ["district", "number"]}).id == ["district", "number"]
+    assert parse_mapping({**MINIMAL, "id": ["district", "number"]}).id.columns == [
+        "district",
+        "number",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -312,7 +317,7 @@ def test_an_unknown_suffix_asks_for_a_format_and_a_given_format_wins() -> None:
 def test_a_mapping_file_is_read_from_a_path(tmp_path: Path) -> None:
     path = tmp_path / "kommun.yaml"
     path.write_text("id: Ärendenummer\ntime: Datum\ncategory: Kategori\n", encoding="utf-8")
-    assert load_mapping(path).id == ["Ärendenummer"]
+    assert load_mapping(path).id.columns == ["Ärendenummer"]
 
 
 def test_a_duplicate_key_in_the_yaml_is_refused(tmp_path: Path) -> None:
@@ -331,7 +336,7 @@ def test_a_mapping_dumped_as_json_reads_back_the_same() -> None:
     for name in preset_names():
         mapping = load_mapping(name)
         dumped = mapping.model_dump(mode="json", exclude_unset=True)
-        assert parse_mapping(dumped) == mapping
+        assert parse_mapping(dumped, mapping.origin) == mapping
 
 
 def test_a_category_rule_takes_an_unquoted_yes_as_written() -> None:
@@ -362,3 +367,57 @@ def test_a_category_rule_takes_an_unquoted_yes_as_written() -> None:
 def test_a_category_rule_with_a_mistake_is_refused(rule: dict[str, Any], expected: str) -> None:
     raw = {**MINIMAL, "category": {"column": "c", "when": [rule]}}
     assert expected in mapping_error(raw)
+
+
+# --- ids that a file does not have, and times in two columns --------------------------------
+
+
+def test_a_mapping_may_say_the_file_has_no_id_or_that_some_rows_lack_one() -> None:
+    none = parse_mapping({**MINIMAL, "id": {"derive": True}}).id
+    some = parse_mapping({**MINIMAL, "id": {"column": "Crime ID", "derive": True}}).id
+    assert (none.columns, none.derive) == ([], True)
+    assert (some.columns, some.derive) == (["Crime ID"], True)
+    assert parse_mapping({**MINIMAL, "id": {"derive": True}}).field_columns() == ["t", "c"]
+
+
+@pytest.mark.parametrize(
+    ("id_spec", "words"),
+    [
+        (None, "write id: {derive: true} when the file has no identifier"),
+        ({"derive": False}, "or write derive: true when the file has none"),
+        ({"column": ""}, "a column name cannot be empty"),
+    ],
+)
+def test_an_id_that_names_nothing_is_refused_with_the_way_to_say_there_is_none(
+    id_spec: Any, words: str
+) -> None:
+    assert words in mapping_error({**MINIMAL, "id": id_spec})
+
+
+def test_a_missing_id_says_how_to_write_a_file_without_one() -> None:
+    message = mapping_error({"time": "t", "category": "c"})
+    assert "id is missing" in message and "id: {derive: true}" in message
+
+
+def test_a_date_column_may_take_its_time_of_day_from_another_column() -> None:
+    one = parse_mapping({**MINIMAL, "time": {"column": "Date", "time_of_day": "Hour"}}).time
+    assert one.start.time_of_day is not None and one.start.time_of_day.column == "Hour"
+    assert one.start.time_of_day.format == "iso"
+    both = {
+        "from": {"column": "D1", "time_of_day": {"column": "T1", "format": "%H%M"}},
+        "to": {"column": "D2", "time_of_day": "T2"},
+    }
+    m = parse_mapping({**MINIMAL, "time": both})
+    assert m.field_columns() == ["id", "D1", "T1", "D2", "T2", "c"]
+
+
+@pytest.mark.parametrize(
+    ("time", "words"),
+    [
+        ({"column": "d", "time_of_day": {"column": "h", "format": "%d"}}, "only hours, minutes"),
+        ({"column": "d", "time_of_day": {"column": "h", "format": "hhmm"}}, "time-of-day format"),
+        ({"from": {"column": "d"}, "time_of_day": "h"}, "each its own time_of_day"),
+    ],
+)
+def test_a_bad_time_of_day_is_refused(time: dict[str, Any], words: str) -> None:
+    assert words in mapping_error({**MINIMAL, "time": time})

@@ -707,10 +707,22 @@ def test_without_a_map_the_column_holds_taxonomy_codes(tmp_path: Path) -> None:
     assert read.category == ["Klotter", "Stöld", "Fortkörning", "Info", None]
 
 
-def test_a_map_to_a_code_outside_the_taxonomy_is_refused(tmp_path: Path) -> None:
-    category = {"column": "c", "map": {"Klotter": "skadegorelse.kloter"}}
-    with pytest.raises(ValueError, match=r"'skadegorelse\.kloter' is not a category code"):
-        read_all(category_rows(tmp_path), simple_mapping(category=category))
+def test_a_map_to_a_code_outside_the_taxonomy_is_refused_naming_the_file_and_the_value(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "rapporter.yaml"
+    path.write_text(
+        "id: id\ntime: {column: t, timezone: Europe/Stockholm}\nlocation: {lon: lon, lat: lat}\n"
+        "category:\n  column: c\n  map: {Klotter: skadegorelse.kloter, Info: null}\n",
+        encoding="utf-8",
+    )
+    expected = (
+        f"{path}: category.map: 'Klotter' maps to 'skadegorelse.kloter': not a category code of "
+        "the taxonomy (data/categories.yaml)"
+    )
+    with pytest.raises(ValueError) as caught:
+        read_all(category_rows(tmp_path), load_mapping(path))
+    assert str(caught.value) == expected
 
 
 def test_an_unknown_polisen_type_is_an_error_naming_it(tmp_path: Path) -> None:
@@ -1115,5 +1127,5 @@ def test_a_category_rule_naming_an_unknown_code_is_refused_before_reading(tmp_pa
             "location": {"x": "x", "y": "y", "crs": "EPSG:3006"},
         }
     )
-    with pytest.raises(MappingError, match=r"category.when\[0\]: 'vald.nope' is not a category"):
+    with pytest.raises(MappingError, match=r"category.when\[0\]: for 'vald.nope': not a category"):
         read_all(path, mapping)

@@ -9,7 +9,12 @@ import pytest
 from shapely import box
 
 from app.ingest.batch import RawBatch, RowError
-from app.ingest.validate import DefaultLocation, IngestContext, describe, validate
+from app.ingest.validate import (
+    DefaultLocation,
+    IngestContext,
+    describe,
+    validate,
+)
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 # a box around Skåne in SWEREF 99 TM
@@ -111,7 +116,7 @@ def test_text_is_nfc_normalised_and_personal_numbers_masked() -> None:
     assert v.description[0] == "Företag, anmälare [personnummer]"
     assert v.masked == {1: "Företag, anmälare [personnummer]"}
     assert +v.masked_counts == {"personnummer": 1}
-    assert describe(v.masked_counts, v.at_default_location, []) == [
+    assert describe(v.masked_counts, v.at_default_location, [], 50) == [
         "1 personal identity number was masked in free text"
     ]
 
@@ -122,7 +127,7 @@ def test_records_at_a_kommun_centroid_are_marked_and_reported() -> None:
     lon, lat = Transformer.from_crs(3006, 4326, always_xy=True).transform(395_005.0, 6_190_000.0)
     v = validate(batch({"x": lon, "y": lat}, {"x": lon, "y": lat}, {}), CTX, "t")
     assert list(v.location_precision) == ["area_centroid", "area_centroid", "address"]
-    assert describe(v.masked_counts, v.at_default_location, []) == [
+    assert describe(v.masked_counts, v.at_default_location, [], 50) == [
         "2 records at the centroid of Eslöv kommun, marked area_centroid"
     ]
 
@@ -138,3 +143,41 @@ def test_errors_from_the_reader_reject_their_rows_and_others_pass() -> None:
 def test_rows_without_a_source_are_rejected_when_the_import_names_none() -> None:
     v = validate(batch({}), CTX, source=None)
     assert [(e.field, e.reason) for e in v.rejected] == [("source", "missing")]
+
+
+def test_a_point_outside_the_extent_is_told_what_the_extent_is() -> None:
+    error = validate(batch({"x": 18.07, "y": 59.33}), CTX, "t").rejected[0]
+    assert error.reason == (
+        "(18.07, 59.33) in EPSG:4326 lies outside the accepted extent (it lies within lon 11.74 "
+        "to 15.00, lat 55.28 to 56.66)"
+    )
+    assert error.value == "18.07, 59.33"
+
+
+@pytest.mark.parametrize(
+    ("change", "value"),
+    [
+        ({"category": "nope"}, "nope"),
+        ({"external_id": "x" * 129}, "x" * 129),
+        ({"occurred_from": "2026-11-22T12:30:00"}, "2026-11-22T12:30:00.000000Z"),
+        ({"location_precision": "roughly"}, "roughly"),
+        ({"external_id": ""}, None),  # nothing to show
+    ],
+)
+def test_a_rejection_carries_the_value_at_fault(change: dict[str, object], value: str) -> None:
+    assert only_error(batch(change)).value == value
+
+
+def test_a_period_still_running_ends_now_and_one_that_ended_keeps_its_end() -> None:
+    b = batch(
+        {"occurred_from": "2026-10-31T23:00:00", "occurred_to": "2026-11-30T23:00:00"},
+        {"occurred_from": "2026-09-30T22:00:00", "occurred_to": "2026-10-31T23:00:00"},
+        {"occurred_from": "2026-11-20T10:00:00", "occurred_to": "2026-11-30T23:00:00"},
+    )
+    b.period_end = np.array([True, True, False])  # the third's end was written as a time
+    v = validate(b, CTX, "t")
+    assert [e.row for e in v.rejected] == [3] and v.rejected[0].field == "occurred_to"
+    assert list(v.occurred_to) == [
+        np.datetime64(NOW.replace(tzinfo=None), "us"),
+        np.datetime64("2026-10-31T23:00:00", "us"),
+    ]

@@ -10,22 +10,27 @@ Which module does what:
 - `plan`: the caller's options, the plan (a mapping resolved against one input's columns),
   ReadError, ReadBatch and ReadTotals, and the small helpers the other modules share;
 - `columns`: columns to a RawBatch (ids, categories and rules, locations, precision, text);
-- `times`: polisen.se and strptime times, fixed-width parsing by numpy, localising to UTC;
+- `ids`: the ids of rows that have none, from their content and their ordinal;
+- `times`: polisen.se and strptime times, fixed-width parsing by numpy, localising to UTC,
+  months and dates as the periods they name, a date and a time of day from two columns;
 - `csv_bytes`: a CSV file's bytes, gunzipped and transcoded on a thread ahead, and its header;
 - `csv_records`: CSV records cut and checked by numpy, parsed by pandas, in batches;
 - `ogr`: GeoPackage and GeoJSON files through pyogrio;
 - `polisen_json`: the polisen.se JSON files;
 - `rest`: REST bodies, records and FeatureCollections;
-- this module: `read_batches`, which sends a file to its reader.
+- this module: `read_batches`, which sends a file to its reader, and `file_format`, which
+  tells what the file is (the mapping's format, else its content, else its suffix).
 """
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from app.core.taxonomy import Taxonomy
-from app.ingest.mapping import Mapping
+from app.ingest.mapping import Format, Mapping
 from app.ingest.readers.csv_records import read_csv
 from app.ingest.readers.ogr import read_ogr
 from app.ingest.readers.plan import (
@@ -51,6 +56,7 @@ __all__ = [
     "ReadBatch",
     "ReadError",
     "ReadTotals",
+    "file_format",
     "parse_polisen_time",
     "read_batches",
     "read_feature_collection",
@@ -87,7 +93,7 @@ def read_batches(
         no_zone=NO_ZONE_FILE,
         default_timezone=None if default_timezone is None else zone_name(default_timezone),
     )
-    fmt = mapping.format_for(path)
+    fmt = file_format(path, mapping)
     check_options(mapping, fmt)
     if fmt == "csv":
         yield from read_csv(path, mapping, opts, batch_size)
@@ -95,3 +101,47 @@ def read_batches(
         yield from read_json_file(path, mapping, opts, batch_size)
     else:
         yield from read_ogr(path, mapping, fmt, opts, batch_size)
+
+
+_NAMES: dict[Format, str] = {
+    "csv": "a CSV file",
+    "geojson": "a GeoJSON file",
+    "gpkg": "a GeoPackage",
+    "polisen-json": "a JSON array",
+}
+
+
+def file_format(path: Path, mapping: Mapping) -> Format:
+    """The format of a file: the mapping's, else what its content is (GeoJSON, GeoPackage, a
+    JSON array), else its suffix. A mapping's format that the content contradicts is refused
+    rather than read as something it is not (a GeoJSON read as CSV has JSON for columns)."""
+    sniffed = sniff_format(path)
+    if mapping.format is None:
+        return sniffed or mapping.format_for(path)
+    if sniffed is not None and sniffed != mapping.format:
+        raise ReadError(
+            f"{path.name} is {_NAMES[sniffed]}, but the mapping {mapping.origin} reads "
+            f"{_NAMES[mapping.format]} (format: {mapping.format}): use a mapping for "
+            f"{_NAMES[sniffed]}, or leave format out of it so that the file decides"
+        )
+    return mapping.format
+
+
+def sniff_format(path: Path) -> Format | None:
+    """What the first bytes of a file (gunzipped) say it is; None for text such as CSV."""
+    with path.open("rb") as f:
+        head = f.read(4096)
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as g:
+                head = g.read(4096)
+        except (OSError, EOFError, zlib.error):
+            return None  # the CSV reader says what is wrong with the gzip
+    if head.startswith(b"SQLite format 3\x00"):
+        return "gpkg"
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text[:1] == b"{" and text[1:].lstrip()[:1] in (b'"', b"}"):
+        return "geojson"
+    if text[:1] == b"[" and text[1:].lstrip()[:1] in (b"{", b"]"):
+        return "polisen-json"
+    return None

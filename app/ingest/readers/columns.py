@@ -31,7 +31,7 @@ from app.ingest.readers.plan import (
     TimeArray,
     short,
 )
-from app.ingest.readers.times import NAT, parse_times
+from app.ingest.readers.times import parse_date_times, parse_periods
 
 _GEOMETRY_NAMES = {
     1: "LineString",
@@ -49,20 +49,26 @@ class Errors:
 
     def __init__(self) -> None:
         """Start with no errors."""
-        self.items: list[tuple[int, str, str]] = []
+        self.items: list[tuple[int, str, str, str | None]] = []
 
-    def add(self, index: int, field_name: str, reason: str) -> None:
-        """Record one row's error."""
-        self.items.append((index, field_name, reason))
+    def add(self, index: int, field_name: str, reason: str, value: str | None = None) -> None:
+        """Record one row's error and the value at fault."""
+        self.items.append((index, field_name, reason, value))
 
-    def add_many(self, indices: npt.NDArray[np.intp], field_name: str, reason: str) -> None:
-        """Record the same error for several rows."""
-        self.items += [(int(i), field_name, reason) for i in indices]
+    def add_many(
+        self,
+        indices: npt.NDArray[np.intp],
+        field_name: str,
+        reason: str,
+        value: str | None = None,
+    ) -> None:
+        """Record the same error (and value) for several rows."""
+        self.items += [(int(i), field_name, reason, value) for i in indices]
 
     def rows(self, row: IntArray, keep: BoolArray) -> list[RowError]:
         """The errors of the kept rows as RowErrors, by row (stable within a row)."""
         ordered = sorted(self.items, key=lambda e: e[0])
-        return [RowError(int(row[i]), f, r) for i, f, r in ordered if keep[i]]
+        return [RowError(int(row[i]), f, r, v) for i, f, r, v in ordered if keep[i]]
 
 
 @dataclass
@@ -86,16 +92,20 @@ def convert(
     category, skip, not_incident = _categories(_text(cols[m.category.column]), plan, errors)
     category = _category_rules(category, cols, m.category.when)
     time = m.time
-    start, ambiguous = _times(cols[time.start.column], time.start, plan, errors, "occurred_from")
-    end: TimeArray = np.full(row.size, NAT)
+    start, start_end, ambiguous = _times(cols, time.start, plan, errors, "occurred_from")
+    # A month or a date alone is the period it names: it ends where the period ends.
+    end, period_end = start_end, ~np.isnat(start_end)
     ambiguous_end = np.zeros(row.size, dtype=bool)
     if time.end is not None:
-        end, ambiguous_end = _times(cols[time.end.column], time.end, plan, errors, "occurred_to")
+        to, to_end, ambiguous_end = _times(cols, time.end, plan, errors, "occurred_to")
+        given = ~np.isnat(to)
+        end = np.where(given, np.where(np.isnat(to_end), to, to_end), start_end)
+        period_end = np.where(given, ~np.isnat(to_end), period_end)
     x, y = _location(cols, plan, errors, geometry)
     keep = ~skip
     batch = RawBatch(
         row=row[keep],
-        external_id=_ids([_text(cols[c]) for c in m.id])[keep],
+        external_id=_external_ids(cols, plan, x, y)[keep],
         category=category[keep],
         occurred_from=start[keep],
         occurred_to=end[keep],
@@ -105,6 +115,7 @@ def convert(
         location_precision=_precision(cols, plan, row.size)[keep],
         description=_description(cols, m.description, row.size)[keep],
         errors=errors.rows(row, keep),
+        period_end=period_end[keep],
     )
     repeated_hour = int((ambiguous & keep).sum() + (ambiguous_end & keep).sum())
     return Converted(batch, not_incident, repeated_hour)
@@ -133,6 +144,20 @@ def none_if_empty(values: ObjectArray) -> ObjectArray:
     out = values.copy()
     out[values == ""] = None
     return out
+
+
+def _external_ids(cols: dict[str, Column], plan: Plan, x: FloatArray, y: FloatArray) -> ObjectArray:
+    """external_id from the id columns; rows without one get a derived id when the mapping
+    says so (`id: {derive: true}`)."""
+    spec = plan.mapping.id
+    n = x.size
+    ids = _ids([_text(cols[c]) for c in spec.columns]) if spec.columns else np.full(n, None, object)
+    if plan.derived_ids is not None:
+        missing = pd.isna(ids)
+        if missing.any():
+            texts = [_text(cols[c])[missing] for c in plan.derived_ids.columns]
+            ids[missing] = plan.derived_ids.make(texts, x[missing], y[missing])
+    return ids
 
 
 def _ids(parts: list[ObjectArray]) -> ObjectArray:
@@ -174,7 +199,8 @@ def _categories(
         for k in np.flatnonzero(skip):
             not_incident[str(uniques[k]).strip()] += int(counts[k])
     for value_index, reason in bad:
-        errors.add_many(np.flatnonzero(codes == value_index), "category", reason)
+        value = str(uniques[value_index]).strip()
+        errors.add_many(np.flatnonzero(codes == value_index), "category", reason, value)
     return out[codes], skip[codes], not_incident
 
 
@@ -203,16 +229,27 @@ def _category_rules(
 
 
 def _times(
-    column: Column, spec: TimeColumn, plan: Plan, errors: Errors, name: str
-) -> tuple[TimeArray, BoolArray]:
-    """Parse a time column to UTC; return the times and which rows were in a repeated hour."""
-    codes, uniques = pd.factorize(_text(column))
-    parsed, reasons, ambiguous = parse_times(
-        np.asarray(uniques, dtype=object), spec.format, plan.timezone, plan.no_zone
+    cols: dict[str, Column], spec: TimeColumn, plan: Plan, errors: Errors, name: str
+) -> tuple[TimeArray, TimeArray, BoolArray]:
+    """Parse a time column (with its time-of-day column, if any) to UTC: the times, the end of
+    those that name a period (NaT for instants), and which rows were in a repeated hour."""
+    text = _text(cols[spec.column])
+    if spec.time_of_day is not None:
+        clock = spec.time_of_day
+        found = parse_date_times(
+            text, _text(cols[clock.column]), spec.format, clock.format, plan.timezone, plan.no_zone
+        )
+        for i in np.flatnonzero(found.reasons != None):  # noqa: E711 (elementwise)
+            errors.add(int(i), name, str(found.reasons[i]), str(found.values[i]))
+        return found.start, found.end, found.ambiguous
+    codes, uniques = pd.factorize(text)
+    values = np.asarray(uniques, dtype=object)
+    parsed, ends, reasons, ambiguous = parse_periods(
+        values, spec.format, plan.timezone, plan.no_zone
     )
     for j in np.flatnonzero(reasons != None):  # noqa: E711 (elementwise on an object array)
-        errors.add_many(np.flatnonzero(codes == j), name, str(reasons[j]))
-    return parsed[codes], ambiguous[codes]
+        errors.add_many(np.flatnonzero(codes == j), name, str(reasons[j]), str(values[j]))
+    return parsed[codes], ends[codes], ambiguous[codes]
 
 
 def _location(
@@ -239,7 +276,7 @@ def _location(
         wkt[text == ""] = None
         shapes = shapely.from_wkt(wkt, on_invalid="ignore")
         for i in np.flatnonzero((text != "") & pd.isna(shapes)):
-            errors.add(int(i), "geometry", f"not WKT: {short(str(text[i]))!r}")
+            errors.add(int(i), "geometry", f"not WKT: {short(str(text[i]))!r}", str(text[i]))
         return _points(shapes, errors)
     assert geometry is not None  # the plan chose the geometry only when the input has one
     return _points(shapely.from_wkb(geometry, on_invalid="ignore"), errors)
@@ -261,7 +298,7 @@ def _numbers(column: Column, name: str, decimal: str, errors: Errors) -> FloatAr
         values = np.array([_number_or_nan(v) for v in np.where(empty, "nan", text)])
     bad = ~empty & ~np.isfinite(values)
     for i in np.flatnonzero(bad):
-        errors.add(int(i), name, _not_a_number(str(column[i]), decimal))
+        errors.add(int(i), name, _not_a_number(str(column[i]), decimal), str(column[i]))
     values[bad] = np.nan
     return values
 
@@ -298,7 +335,7 @@ def _lat_lon_text(text: ObjectArray, errors: Errors) -> tuple[FloatArray, FloatA
     lon_text = parts[2].str.strip().to_numpy(object, copy=True)
     no_comma = (text != "") & (parts[1].to_numpy(object) == "")
     for i in np.flatnonzero(no_comma):
-        errors.add(int(i), "location", f"not 'lat,lon': {short(str(text[i]))!r}")
+        errors.add(int(i), "location", f"not 'lat,lon': {short(str(text[i]))!r}", str(text[i]))
     lat_text[no_comma] = ""
     lon_text[no_comma] = ""
     lat = _numbers(lat_text, "location", ".", errors)

@@ -17,6 +17,15 @@ from app.ingest.readers.columns import Errors, convert, read_batch
 from app.ingest.readers.plan import Column, Options, ReadBatch, ReadError, plan_for
 
 _CRS_MEMBER = re.compile(r'(?<!\\)"crs"\s*:')
+_DRIVERS: dict[Format, str] = {"geojson": "GeoJSON", "gpkg": "GPKG"}
+_OGR_ERRORS = (
+    pyogrio.errors.DataSourceError,
+    pyogrio.errors.DataLayerError,
+    pyogrio.errors.FeatureError,
+    pyogrio.errors.FieldError,
+    pyogrio.errors.GeometryError,
+    pyogrio.errors.CRSError,
+)
 
 
 def read_ogr(
@@ -25,10 +34,12 @@ def read_ogr(
     """Read a GeoJSON or GeoPackage layer in batches of at most batch_size features."""
     # DATE_AS_STRING keeps GeoJSON times as written (GDAL would otherwise parse some itself).
     open_options: dict[str, Any] = {"DATE_AS_STRING": "YES"} if fmt == "geojson" else {}
-    layer = _layer(path, mapping, fmt)
+    # The driver's prefix: GDAL would pick a driver by the name (a GeoJSON called .csv as CSV).
+    source = f"{_DRIVERS[fmt]}:{path}"
+    layer = _layer(path, source, mapping, fmt)
     try:
-        info = pyogrio.read_info(path, layer=layer, **open_options)
-    except pyogrio.errors.DataSourceError as e:
+        info = pyogrio.read_info(source, layer=layer, **open_options)
+    except _OGR_ERRORS as e:
         raise ReadError(f"cannot read {path.name} as {fmt}: {e}") from None
     if fmt == "geojson":
         _refuse_crs_member(path, info.get("crs"))
@@ -46,16 +57,19 @@ def read_ogr(
     read_geometry = plan.location.kind == "geometry"
     start = 0
     while total is None or start < total:
-        meta, _, geometry, data = ogr_raw.read(
-            path,
-            layer=layer,
-            columns=columns,
-            read_geometry=read_geometry,
-            skip_features=start,
-            max_features=batch_size,
-            datetime_as_string=True,
-            **open_options,
-        )
+        try:
+            meta, _, geometry, data = ogr_raw.read(
+                source,
+                layer=layer,
+                columns=columns,
+                read_geometry=read_geometry,
+                skip_features=start,
+                max_features=batch_size,
+                datetime_as_string=True,
+                **open_options,
+            )
+        except _OGR_ERRORS as e:
+            raise ReadError(f"cannot read {path.name} after feature {start}: {e}") from None
         n = len(data[0]) if data else 0
         if n == 0:
             break
@@ -86,13 +100,13 @@ def _ogr_column(values: Column) -> Column:
     return values
 
 
-def _layer(path: Path, mapping: Mapping, fmt: Format) -> str | None:
+def _layer(path: Path, source: str, mapping: Mapping, fmt: Format) -> str | None:
     """The GeoPackage layer to read: the mapping's, or the only one (None for GeoJSON)."""
     if fmt != "gpkg":
         return None
     try:
-        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
-    except pyogrio.errors.DataSourceError as e:
+        layers = [str(name) for name, _ in pyogrio.list_layers(source)]
+    except _OGR_ERRORS as e:
         raise ReadError(f"cannot read {path.name} as a GeoPackage: {e}") from None
     if mapping.layer is not None:
         if mapping.layer not in layers:

@@ -29,6 +29,7 @@ from app.ingest.mapping import (
     MappingError,
     check_timezone,
 )
+from app.ingest.readers.ids import DerivedIds
 from geo.crs import CrsError, parse_crs
 
 IntArray = npt.NDArray[np.int64]
@@ -161,14 +162,12 @@ class Plan:
     categories: dict[str, str | None] | None
     polisen: bool
     no_zone: str
+    derived_ids: DerivedIds | None = None  # for rows without an id, when the mapping says so
 
     @property
     def coordinate_columns(self) -> list[str]:
         """Columns read only as numbers (x/y or lon/lat), which a CSV can parse as floats."""
-        if self.location.kind not in ("xy", "lonlat"):
-            return []
-        others = set(self.mapping.field_columns())
-        return [c for c in self.location.columns if c not in others]
+        return _coordinate_columns(self.mapping, self.location)
 
     def columns(self) -> list[str]:
         """The columns this plan reads."""
@@ -209,7 +208,26 @@ def plan_for(
         categories=_categories(mapping, opts.taxonomy),
         polisen=mapping.category.map == POLISEN,
         no_zone=opts.no_zone,
+        derived_ids=_derived_ids(mapping, location),
     )
+
+
+def _coordinate_columns(mapping: Mapping, location: LocationSpec) -> list[str]:
+    """The x/y or lon/lat columns that nothing else reads."""
+    if location.kind not in ("xy", "lonlat"):
+        return []
+    others = set(mapping.field_columns())
+    return [c for c in location.columns if c not in others]
+
+
+def _derived_ids(mapping: Mapping, location: LocationSpec) -> DerivedIds | None:
+    """What derives the ids of rows without one: their mapped columns but the id and the
+    coordinates (which count as parsed numbers)."""
+    if not mapping.id.derive:
+        return None
+    skipped = set(mapping.id.columns) | set(_coordinate_columns(mapping, location))
+    names = dict.fromkeys(mapping.field_columns() + location.columns)
+    return DerivedIds(sorted(c for c in names if c not in skipped))
 
 
 def _location(mapping: Mapping, columns: Sequence[str], has_geometry: bool) -> LocationSpec:
@@ -225,12 +243,14 @@ def _location(mapping: Mapping, columns: Sequence[str], has_geometry: bool) -> L
         None,
     )
     if location is None:
+        # A geometry is worth naming only when it is the one way the mapping gives.
+        named = [loc for loc in mapping.location if loc.kind != "geometry"] or mapping.location
         wanted = " or ".join(
-            "a geometry (only GeoJSON and GeoPackage have one: give x/y, lon/lat, wkt or "
+            "geometry (only GeoJSON and GeoPackage have one: give x/y, lon/lat, wkt or "
             "latlon under location)"
             if loc.kind == "geometry"
             else "columns " + " and ".join(repr(c) for c in loc.columns)
-            for loc in mapping.location
+            for loc in named
         )
         raise ReadError(f"no location: the input has no {wanted}; {_columns_note(columns)}")
     return location
@@ -246,22 +266,30 @@ def _categories(mapping: Mapping, taxonomy: Taxonomy) -> dict[str, str | None] |
             categories.setdefault(key.strip(), code)
     elif isinstance(spec.map, dict):
         categories = dict(spec.map)
-    if categories is not None:
-        targets = set(categories.values()) | ({spec.default} if spec.has_default else set())
-        _known_codes("category.map", targets, taxonomy)
+    origin = mapping.origin
+    if isinstance(spec.map, dict):
+        said = {f"{value!r} maps to {code!r}": code for value, code in spec.map.items()}
+        _known_codes(origin, "category.map", said, taxonomy)
+    if spec.has_default:
+        _known_codes(origin, "category", {f"default {spec.default!r}": spec.default}, taxonomy)
     for n, rule in enumerate(spec.when):
-        _known_codes(f"category.when[{n}]", {rule.category, *(rule.only_for or [])}, taxonomy)
+        said = {f"category {rule.category!r}": rule.category}
+        said |= {f"for {code!r}": code for code in rule.only_for or []}
+        _known_codes(origin, f"category.when[{n}]", said, taxonomy)
     return categories
 
 
-def _known_codes(where: str, codes: set[str | None], taxonomy: Taxonomy) -> None:
-    """Refuse category codes the taxonomy does not have."""
-    unknown = sorted(c for c in codes if c is not None and c not in taxonomy.by_code)
+def _known_codes(origin: str, where: str, said: dict[str, str | None], taxonomy: Taxonomy) -> None:
+    """Refuse category codes the taxonomy does not have, naming the mapping file and, for the
+    map, the source values that map to them (`said`: how each code is written, to its code)."""
+    unknown = [
+        text for text, code in said.items() if code is not None and code not in taxonomy.by_code
+    ]
     if unknown:
+        codes = "not a category code" if len(unknown) == 1 else "not category codes"
         raise MappingError(
-            f"{where}: {', '.join(map(repr, unknown))} "
-            f"{'is not a category code' if len(unknown) == 1 else 'are not category codes'} "
-            "of the taxonomy (data/categories.yaml)"
+            f"{origin}: {where}: {'; '.join(unknown)}: {codes} of the taxonomy "
+            "(data/categories.yaml)"
         )
 
 

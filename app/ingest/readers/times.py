@@ -3,14 +3,20 @@
 Distinct strings are parsed once: values that fit a zero-padded fixed-width pattern exactly
 are read by numpy, the others by pandas; wall-clock times are localised in the plan's zone,
 the repeated autumn hour read as summer time.
+
+A value that names a period rather than an instant (a month such as 2018-07, a date, a year)
+gives the period's start and its end (the local midnight that ends it); so does a date whose
+time-of-day column is empty. A date and a time of day in two columns are combined into one
+wall-clock time.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +32,22 @@ NAT = np.datetime64("NaT", "us")
 # An offset after a time of day: "...T14:30Z", "... 14:30:00+01:00", "...T1430+0100".
 _OFFSET = re.compile(r"[T ]\d{2}(?::?\d{2}){0,2}(?:[.,]\d+)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
 _FIXED_WIDTHS = {"Y": 4, "m": 2, "d": 2, "H": 2, "I": 2, "M": 2, "S": 2, "p": 2, "z": 6}
+Period = Literal["day", "month", "year"]
+_PERIOD_STEPS: dict[Period, pd.DateOffset] = {
+    "day": pd.DateOffset(days=1),
+    "month": pd.DateOffset(months=1),
+    "year": pd.DateOffset(years=1),
+}
+# ISO 8601 values that name a period: 2018, 2018-07, 2018-07-05 or 20180705.
+_ISO_PERIODS: tuple[tuple[re.Pattern[str], Period], ...] = (
+    (re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*"), "day"),
+    (re.compile(r"\s*\d{8}\s*"), "day"),
+    (re.compile(r"\s*\d{4}-\d{2}\s*"), "month"),
+    (re.compile(r"\s*\d{4}\s*"), "year"),
+)
+# The date at the start of an ISO 8601 value, whatever follows it (a time, an offset).
+_ISO_DATE = re.compile(r"\s*(\d{4})-?(\d{2})-?(\d{2})(?:[T ]|\s*$)")
+_ISO_TIME_OF_DAY = re.compile(r"\s*(\d{1,2})(?::(\d{2})(?::(\d{2}))?)?\s*")
 
 
 def parse_polisen_time(value: str) -> datetime:
@@ -262,3 +284,188 @@ def _not_a_time(value: str, fmt: str) -> str:
     if fmt == POLISEN:
         return f"{shown!r} is not a polisen.se time such as 2023-03-25 9:43:15 +01:00"
     return f"{shown!r} does not match the time format {fmt!r}"
+
+
+def pattern_period(fmt: str) -> Period | None:
+    """The period a strptime pattern without a clock names (a date: day), None for instants."""
+    if re.search(r"%[HIMSpXcTRrz]", fmt):
+        return None
+    if re.search(r"%[djaAuwUWV]", fmt):
+        return "day"
+    if re.search(r"%[mbB]", fmt):
+        return "month"
+    return "year"
+
+
+def parse_periods(
+    values: ObjectArray, fmt: str, timezone: str | None, no_zone: str
+) -> tuple[TimeArray, TimeArray, ObjectArray, BoolArray]:
+    """Times as `parse_times`, plus the end of each value that names a period (NaT otherwise)."""
+    start, reasons, ambiguous = parse_times(values, fmt, timezone, no_zone)
+    periods = np.full(values.size, None, dtype=object)
+    if fmt == ISO:
+        for i, value in enumerate(values):
+            periods[i] = next((p for pat, p in _ISO_PERIODS if pat.fullmatch(value)), None)
+    elif fmt != POLISEN:
+        periods[:] = pattern_period(fmt)
+    ends: TimeArray = np.full(values.size, NAT)
+    if timezone is not None:
+        ends = period_ends(start, periods, timezone)
+    return start, ends, reasons, ambiguous
+
+
+def period_ends(start: TimeArray, periods: ObjectArray, timezone: str) -> TimeArray:
+    """The UTC end of each period (the local midnight after it) from its UTC start."""
+    ends = np.full(start.size, NAT)
+    for period, step in _PERIOD_STEPS.items():
+        chosen = (periods == period) & ~np.isnat(start)
+        if not chosen.any():
+            continue
+        local = pd.DatetimeIndex(start[chosen]).tz_localize("UTC").tz_convert(timezone)
+        wall = local.tz_localize(None) + step
+        # A midnight skipped by a clock change (in a few zones) ends the period an hour later.
+        summer = np.ones(len(wall), dtype=bool)
+        ends[chosen] = _utc_micros(
+            wall.tz_localize(timezone, ambiguous=summer, nonexistent="shift_forward")
+        )
+    return ends
+
+
+@dataclass
+class DateTimes:
+    """A date column and a time-of-day column combined: UTC times, the end of the day where
+    the time of day is empty, the reason and value of each row that fails, the repeated hour."""
+
+    start: TimeArray
+    end: TimeArray
+    reasons: ObjectArray
+    values: ObjectArray
+    ambiguous: BoolArray
+
+
+def parse_date_times(
+    dates: ObjectArray,
+    times: ObjectArray,
+    date_format: str,
+    time_format: str,
+    timezone: str | None,
+    no_zone: str,
+) -> DateTimes:
+    """Combine a date column (its own time of day and offset, if written, are ignored) and a
+    time-of-day column into wall-clock times in `timezone`; an empty time of day is the day."""
+    n = dates.size
+    reasons = np.full(n, None, dtype=object)
+    shown = np.full(n, None, dtype=object)
+    day_codes, day_values = pd.factorize(dates)
+    days, day_reasons = _each(
+        np.asarray(day_values, dtype=object),
+        lambda v: _date(v, date_format),
+        lambda v: _not_a_date(v, date_format),
+        np.datetime64("NaT", "D"),
+    )
+    time_codes, time_values = pd.factorize(times)
+    clock, clock_reasons = _each(
+        np.asarray(time_values, dtype=object),
+        lambda v: _time_of_day(v, time_format),
+        lambda v: _not_a_time_of_day(v, time_format),
+        np.timedelta64("NaT", "us"),
+    )
+    day, since_midnight = days[day_codes], clock[time_codes]
+    bad_day = day_reasons[day_codes] != None  # noqa: E711 (elementwise)
+    bad_clock = (clock_reasons[time_codes] != None) & ~bad_day  # noqa: E711
+    reasons[bad_day], shown[bad_day] = day_reasons[day_codes][bad_day], dates[bad_day]
+    reasons[bad_clock], shown[bad_clock] = clock_reasons[time_codes][bad_clock], times[bad_clock]
+    whole_day = np.isnat(since_midnight) & ~bad_clock
+    wall = day.astype("datetime64[us]") + np.where(
+        whole_day, np.timedelta64(0, "us"), since_midnight
+    )
+    wall[bad_clock] = NAT
+    start = np.full(n, NAT)
+    ambiguous = np.zeros(n, dtype=bool)
+    written = np.array(
+        [f"{d.strip()} {t.strip()}".strip() for d, t in zip(dates, times, strict=True)],
+        dtype=object,
+    )
+    usable = ~np.isnat(wall)
+    if timezone is None:
+        reasons[usable], shown[usable] = no_zone, written[usable]
+    elif usable.any():
+        start[usable], local_reasons, ambiguous[usable] = _localise(
+            wall[usable], written[usable], timezone
+        )
+        failed = local_reasons != None  # noqa: E711
+        idx = np.flatnonzero(usable)[failed]
+        reasons[idx], shown[idx] = local_reasons[failed], written[idx]
+    periods = np.full(n, None, dtype=object)
+    periods[whole_day & ~np.isnat(start)] = "day"
+    end = period_ends(start, periods, timezone) if timezone is not None else np.full(n, NAT)
+    return DateTimes(start, end, reasons, shown, ambiguous)
+
+
+def _each(
+    values: ObjectArray,
+    parse: Callable[[str], Any],
+    why: Callable[[str], str],
+    empty: np.datetime64 | np.timedelta64,
+) -> tuple[npt.NDArray[Any], ObjectArray]:
+    """Distinct texts parsed one by one (`empty` where blank or unparsed), and why not."""
+    out = np.full(values.size, empty)
+    reasons = np.full(values.size, None, dtype=object)
+    for i, value in enumerate(values):
+        if not value.strip():
+            continue
+        found = parse(value)
+        if found is None:
+            reasons[i] = why(value)
+        else:
+            out[i] = found
+    return out, reasons
+
+
+def _date(value: str, fmt: str) -> date | None:
+    """The date a value writes first, None when it is not one."""
+    try:
+        if fmt == ISO:
+            m = _ISO_DATE.match(value)
+            return None if m is None else date(*(int(g) for g in m.groups()))
+        if fmt == POLISEN:
+            return parse_polisen_time(value.strip()).date()
+        return datetime.strptime(value.strip(), fmt).date()
+    except ValueError:
+        return None
+
+
+def _time_of_day(value: str, fmt: str) -> timedelta | None:
+    """A time of day as time since midnight, None when it is not one."""
+    if fmt != ISO:
+        try:
+            clock = datetime.strptime(value.strip(), fmt)
+        except ValueError:
+            return None
+        return timedelta(hours=clock.hour, minutes=clock.minute, seconds=clock.second)
+    m = _ISO_TIME_OF_DAY.fullmatch(value)
+    if m is None:
+        return None
+    hour, minute, second = (int(g) if g else 0 for g in m.groups())
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    return timedelta(hours=hour, minutes=minute, seconds=second)
+
+
+def _not_a_date(value: str, fmt: str) -> str:
+    """Why a value is not a date of the format."""
+    shown = short(value)
+    if fmt == ISO:
+        return f"{shown!r} is not a date such as 2026-03-01"
+    return f"{shown!r} does not match the date format {fmt!r}"
+
+
+def _not_a_time_of_day(value: str, fmt: str) -> str:
+    """Why a value is not a time of day, with a hint for 4-digit clock times."""
+    shown = short(value)
+    if fmt != ISO:
+        return f"{shown!r} does not match the time-of-day format {fmt!r}"
+    hint = (
+        " (for 2215 as 22:15, give format: '%H%M')" if re.fullmatch(r"\s*\d{3,4}\s*", value) else ""
+    )
+    return f"{shown!r} is not a time of day such as 13, 13:30 or 13:30:15{hint}"

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pytest
+import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from tests.cli.test_import import HEADER, _rows
 from tests.conftest import World
+from tests.ingest.test_foreign_exports import incident_collection
 
 
 def _upload(
@@ -61,3 +69,144 @@ def test_viewers_cannot_import(client: TestClient, world: World) -> None:
 def test_an_unknown_mapping_is_a_clear_422(client: TestClient, world: World) -> None:
     r = _upload(client, world, HEADER + "\n", mapping="../../etc/passwd")
     assert r.status_code == 422 and "presets" in r.json()["detail"]
+
+
+def _post(
+    client: TestClient,
+    world: World,
+    file: tuple[str, bytes, str],
+    mapping_file: tuple[str, bytes, str] | None = None,
+    **form: str,
+) -> Any:
+    files = {"file": file, **({"mapping_file": mapping_file} if mapping_file else {})}
+    return client.post(
+        "/api/v1/imports",
+        files=files,
+        data={"source": "upload", **form},
+        headers=world.headers("ingest-test", "reporter"),
+    )
+
+
+def _collection(external_id: str) -> bytes:
+    collection = incident_collection()
+    feature = collection["features"][0]
+    feature["properties"]["external_id"] = external_id
+    feature["geometry"]["coordinates"] = [14.1375, 56.551]  # in Älmhult
+    return json.dumps(collection).encode("utf-8")
+
+
+def test_a_geojson_upload_is_read_as_geojson_with_the_default_mapping(
+    client: TestClient, world: World
+) -> None:
+    for name in ("incidenter.geojson", "export"):  # by its suffix, or by its content
+        r = _post(client, world, (name, _collection(f"gj-{name}"), "application/geo+json"))
+        assert r.status_code == 200, r.text
+        assert r.json()["created"] == 1
+
+
+def test_a_geopackage_upload_is_read_through_an_uploaded_mapping_file(
+    client: TestClient, world: World, tmp_path: Path
+) -> None:
+    frame = gpd.GeoDataFrame(
+        {
+            "Ärende": ["gp-1", "gp-2"],
+            "Datum": ["2026-10-01", "2026-10-02 21:30"],
+            "Typ": ["Klotter", "Cykelstöld"],
+        },
+        geometry=[shapely.Point(440_900 + i * 10, 6_268_000) for i in range(2)],  # Älmhult
+        crs="EPSG:3006",
+    )
+    gpkg = tmp_path / "rapporter.gpkg"
+    frame.to_file(gpkg, layer="rapporter")
+    mapping = (
+        "source: rapporter\nid: Ärende\ntime: {column: Datum, timezone: Europe/Stockholm}\n"
+        "category:\n  column: Typ\n  map: {Klotter: skadegorelse.klotter, "
+        "Cykelstöld: tillgrepp.cykelstold}\nprecision: address\n"
+    )
+    r = _post(
+        client,
+        world,
+        ("rapporter.gpkg", gpkg.read_bytes(), "application/geopackage+sqlite3"),
+        ("rapporter.yaml", mapping.encode("utf-8"), "application/yaml"),
+        source="",
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["created"], r.json()["rejected_count"]) == (2, 0)
+
+
+def test_a_mapping_file_with_an_unknown_code_is_a_422_naming_the_file_and_the_value(
+    client: TestClient, world: World
+) -> None:
+    mapping = b"id: external_id\ntime: occurred_from\nlocation: {lon: lon, lat: lat}\n"
+    mapping += b"category:\n  column: category\n"
+    mapping += b"  map: {Klotter: skadegorelse.kloter}\n"
+    r = _post(
+        client,
+        world,
+        ("incidenter.csv", (HEADER + "\n").encode(), "text/csv"),
+        ("min.yaml", mapping, "application/yaml"),
+    )
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["detail"] == (
+        "min.yaml: category.map: 'Klotter' maps to 'skadegorelse.kloter': not a category code "
+        "of the taxonomy (data/categories.yaml)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("file", "mapping_file", "form", "words"),
+    [
+        (
+            ("trasig.gpkg", b"SQLite format 3\x00" + bytes(200), "application/octet-stream"),
+            None,
+            {},
+            "trasig.gpkg",
+        ),
+        (
+            ("x.csv", b"a;b\n", "text/csv"),
+            ("m.yaml", b"id: [", "application/yaml"),
+            {},
+            "not readable YAML",
+        ),
+        (
+            ("x.csv", b"a;b\n", "text/csv"),
+            ("m.yaml", b"\xff\xfe", "application/yaml"),
+            {},
+            "not UTF-8",
+        ),
+        (
+            ("x.csv", b"a;b\n", "text/csv"),
+            ("m.yaml", b"id: a\n", "application/yaml"),
+            {"mapping": "est"},
+            "not both",
+        ),
+        (
+            ("x.geojson", b'{"type": "FeatureCollection", "features": [', "application/geo+json"),
+            None,
+            {},
+            "x.geojson",
+        ),
+    ],
+)
+def test_a_broken_upload_is_a_422_that_says_what_is_wrong(
+    client: TestClient,
+    world: World,
+    file: tuple[str, bytes, str],
+    mapping_file: tuple[str, bytes, str] | None,
+    form: dict[str, str],
+    words: str,
+) -> None:
+    r = _post(client, world, file, mapping_file, **form)
+    assert r.status_code == 422, r.text
+    assert words in r.json()["detail"]
+
+
+def test_rejects_carry_the_value_and_points_outside_say_where_the_extent_is(
+    client: TestClient, world: World
+) -> None:
+    far = "out1;skadegorelse.klotter;2026-10-01T12:00:00+02:00;;2.35;48.85;address;Paris"
+    r = _upload(client, world, "\n".join([HEADER, far]) + "\n")
+    assert r.status_code == 422
+    (reject,) = r.json()["rejected"]
+    assert reject["value"] == "2.35, 48.85"
+    assert "outside the accepted extent (it lies within lon " in reject["reason"]
