@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Connection, text
@@ -43,6 +43,39 @@ def record(
             "rows": row_count,
             "reason": reason,
         },
+    )
+
+
+class Author(Protocol):
+    """Who changes something, as the audit log names them (app.alerts.subscriptions.Who)."""
+
+    @property
+    def principal(self) -> Principal | None:
+        """The caller over the API; None on the command line."""
+
+    @property
+    def actor(self) -> str:
+        """The key's subject, or the command line's user."""
+
+    @property
+    def endpoint(self) -> str | None:
+        """The route, over the API."""
+
+    @property
+    def request_id(self) -> str | None:
+        """The request's id, over the API."""
+
+
+def record_change(db: Session | Connection, who: Author, action: str, what: dict[str, Any]) -> None:
+    """Append a change made by `who` to the audit log, in the caller's transaction."""
+    record(
+        db,
+        who.principal,
+        action,
+        endpoint=who.endpoint,
+        request_id=who.request_id,
+        filters=what,
+        actor=who.actor,
     )
 
 

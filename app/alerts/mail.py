@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -53,6 +54,15 @@ class Message:
 
     subject: str
     text: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a mail (the weekly report's viewer PDF)."""
+
+    filename: str
+    content: bytes
+    media_type: str = "application/pdf"
 
 
 def check_address(address: str) -> str:
@@ -144,8 +154,16 @@ def compose(payload: dict[str, Any], map_url: str | None) -> Message:
     return Message(subject, "\n".join(lines) + "\n")
 
 
-def send(settings: Settings, to: str, message: Message, event_id: int) -> None:
-    """Send an alert mail through the configured SMTP server."""
+def send(
+    settings: Settings,
+    to: str,
+    message: Message,
+    event_id: int | None = None,
+    *,
+    attachments: Sequence[Attachment] = (),
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Send a mail (an alert's, or the weekly report's) through the configured SMTP server."""
     if not settings.smtp_host or not settings.smtp_from:
         raise NotReady("e-mail is not configured: set EST_SMTP_HOST and EST_SMTP_FROM")
     mail = EmailMessage()
@@ -154,8 +172,16 @@ def send(settings: Settings, to: str, message: Message, event_id: int) -> None:
     mail["Subject"] = message.subject
     mail["Date"] = formatdate(usegmt=True)
     mail["Message-ID"] = make_msgid(domain="est-lagesbild")
-    mail["X-EST-Event"] = str(event_id)
+    if event_id is not None:
+        mail["X-EST-Event"] = str(event_id)
+    for name, value in (headers or {}).items():
+        mail[name] = value
     mail.set_content(message.text)
+    for attachment in attachments:
+        main, sub = attachment.media_type.split("/", 1)
+        mail.add_attachment(
+            attachment.content, maintype=main, subtype=sub, filename=attachment.filename
+        )
     tls = ssl.create_default_context(cafile=settings.smtp_ca_file)
     with smtplib.SMTP(
         settings.smtp_host, settings.smtp_port, timeout=settings.alert_timeout_s

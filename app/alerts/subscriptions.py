@@ -91,15 +91,7 @@ def checked_target(
 
 
 def _audit(conn: Connection, who: Who, action: str, what: dict[str, Any]) -> None:
-    audit.record(
-        conn,
-        who.principal,
-        action,
-        endpoint=who.endpoint,
-        request_id=who.request_id,
-        filters=what,
-        actor=who.actor,
-    )
+    audit.record_change(conn, who, action, what)
 
 
 def create(

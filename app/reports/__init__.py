@@ -1,1 +1,3 @@
-"""What goes out to people: charts, and next the weekly report."""
+"""What goes out to people: the weekly and tertial lägesbild (content: what a report shows for
+an audience; texts: what the analysts write in it; maps: its SVG drawings; words: its Swedish;
+render: HTML and PDF; mailing: Monday's mail) and the backtest charts."""
