@@ -161,25 +161,39 @@ def verify_oidc_token(settings: Settings, token: str) -> dict[str, Any]:
     """Return the claims of a token signed by the configured issuer for our audience."""
     if not (settings.oidc_issuer and settings.oidc_audience and settings.oidc_jwks_url):
         raise Unauthorized("OIDC tokens are not accepted here: use an API key")
+    return verify_jwt(
+        token,
+        settings.oidc_jwks_url,
+        settings.oidc_algorithms,
+        audience=settings.oidc_audience,
+        issuer=settings.oidc_issuer,
+    )
+
+
+def verify_jwt(
+    token: str, jwks_url: str, algorithms: list[str], *, audience: str, issuer: str
+) -> dict[str, Any]:
+    """Return the claims of a JWT signed with a key of `jwks_url`, from `issuer` for `audience`
+    (bearer tokens, and the ID tokens of the map page's login)."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
         raise Unauthorized("the bearer token is neither an API key nor a JWT") from None
-    if header.get("alg") not in settings.oidc_algorithms:
+    if header.get("alg") not in algorithms:
         raise Unauthorized(f"token algorithm {header.get('alg')!r} is not accepted")
     try:
-        key = _jwks_client(settings.oidc_jwks_url).get_signing_key_from_jwt(token)
+        key = _jwks_client(jwks_url).get_signing_key_from_jwt(token)
         claims: dict[str, Any] = jwt.decode(
             token,
             key.key,
-            algorithms=settings.oidc_algorithms,
-            audience=settings.oidc_audience,
-            issuer=settings.oidc_issuer,
+            algorithms=algorithms,
+            audience=audience,
+            issuer=issuer,
             options={"require": ["exp", "iss", "aud", "sub"]},
             leeway=30,
         )
     except jwt.PyJWKClientConnectionError:
-        log.warning("the OIDC key set at %s could not be fetched", settings.oidc_jwks_url)
+        log.warning("the OIDC key set at %s could not be fetched", jwks_url)
         raise Unavailable(
             "the identity provider's signing keys cannot be fetched just now; try again shortly"
         ) from None
@@ -209,7 +223,14 @@ def role_from_claims(settings: Settings, claims: dict[str, Any]) -> Role:
 
 def authenticate_oidc(conn: Connection, settings: Settings, token: str) -> Principal:
     """Return the principal of a valid OIDC token whose organisation is known here."""
-    claims = verify_oidc_token(settings, token)
+    return principal_from_claims(conn, settings, verify_oidc_token(settings, token))
+
+
+def principal_from_claims(
+    conn: Connection, settings: Settings, claims: dict[str, Any]
+) -> Principal:
+    """Return the principal of verified OIDC claims: their role, and their organisation if it
+    is known here."""
     role = role_from_claims(settings, claims)
     org_code = claims.get(settings.oidc_org_claim)
     if not isinstance(org_code, str) or not org_code:

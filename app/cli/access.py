@@ -1,4 +1,5 @@
-"""`est orgs`, `est grants`, `est keys`: who may see which area, and with which key."""
+"""`est orgs`, `est grants`, `est keys`, `est sessions`: who may see which area, with which key,
+and who is logged in to the map page."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from app.core.vocabulary import GrantLevel, OrganisationKind, Role
 orgs_app = typer.Typer(help="Organisations (kommun, LPO, business…).", no_args_is_help=True)
 grants_app = typer.Typer(help="Which organisation may see which area.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: shown once, stored hashed.", no_args_is_help=True)
+sessions_app = typer.Typer(help="Logins to the map page (browser sessions).", no_args_is_help=True)
 KINDS = ", ".join(kind.value for kind in OrganisationKind)
 
 
@@ -181,3 +183,29 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (est_<i
             admin.revoke_key(conn, key_id)
         audit.record(conn, None, "key.revoke", actor=cli_actor(), filters={"key": key_id})
     console.print(f"key {key_id} revoked")
+
+
+@sessions_app.command("revoke")
+def sessions_revoke(
+    org: Annotated[str | None, typer.Option(help="End every session of this organisation.")] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="End the sessions of one login: key:<id> or oidc:<sub>.")
+    ] = None,
+) -> None:
+    """End map-page sessions at once (their cookies are refused from the next request on)."""
+    from app.access import audit
+    from app.access.sessions import revoke_sessions
+
+    if org is None and subject is None:
+        fail("name --org, --subject or both")
+    with system_engine().begin() as conn:
+        ended = revoke_sessions(conn, organisation_code=org, subject=subject)
+        audit.record(
+            conn,
+            None,
+            "session.revoke",
+            actor=cli_actor(),
+            filters={"organisation": org, "subject": subject},
+            row_count=ended,
+        )
+    console.print(f"{ended} session(s) ended")

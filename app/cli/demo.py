@@ -56,3 +56,6 @@ def demo(
         for org, role, token in created:
             console.print(f"  {role.value:<8} {org:<12} {token}", soft_wrap=True)
         console.print("Try: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8000/api/v1/me")
+        console.print(
+            "Map page: open http://127.0.0.1:8000/ and log in with the viewer or analyst key"
+        )
