@@ -5,6 +5,11 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     EST_HOST=0.0.0.0 EST_PORT=8000 EST_ENVIRONMENT=production
 
+# Pango, HarfBuzz's subsetter and a font: the weekly report's PDF (WeasyPrint)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+       libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 est
 WORKDIR /srv/est
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from app.api.errors import document_text_rules, install_error_handlers, problem_responses
 from app.api.middleware import BodySizeLimit, HeadAsGet, RateLimiter, RefuseNulBytes
+from app.api.ogc import COLLECTIONS, OgcFeatures
+from app.api.ogc.collections import Collection
+from app.api.ogc.openapi import rest_only
 from app.api.routes import (
     access,
     alerts,
@@ -22,15 +26,22 @@ from app.api.routes import (
     layers,
     metrics,
     profiles,
+    reports,
     runs,
 )
 from app.db.deployment import DeploymentCache
 from app.db.engine import app_engine, system_engine
 from app.settings import Settings, get_settings
+from app.web import routes as web
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Return the service: routes, error handlers and the app role's engine."""
+def create_app(
+    settings: Settings | None = None, collections: Sequence[Collection] = COLLECTIONS
+) -> FastAPI:
+    """Return the service: routes, error handlers and the app role's engine.
+
+    `collections` are what /ogc serves: the registry's, or more (a benchmark adds its table).
+    """
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level.upper())
     engine = app_engine(settings)
@@ -76,13 +87,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         imports,
         layers,
         runs,
+        reports,
         alerts,
         metrics,
     )
     for module in routers:
         app.include_router(module.router, responses=problem_responses())
+    # every layer as OGC API – Features; /ogc/api is its document, /openapi.json the REST API's
+    app.include_router(OgcFeatures(collections).router)
+    # the map page, its login, the picture beside the map, and its script, style and MapLibre
+    app.include_router(web.data_router, responses=problem_responses())
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     generate = app.openapi
-    app.openapi = lambda: document_text_rules(generate())  # type: ignore[method-assign]
+    app.openapi = lambda: document_text_rules(rest_only(generate()))  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseNulBytes)
     app.add_middleware(HeadAsGet)

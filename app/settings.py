@@ -93,6 +93,44 @@ class Settings(BaseSettings):
     )
     oidc_role_claim: str = Field("roles", description="Claim with the role (Entra app roles).")
     oidc_org_claim: str = Field("est_org", description="Claim with the organisation code.")
+    oidc_client_id: str | None = Field(
+        None,
+        description="The map page's client id at the issuer: set, the page logs people in with "
+        "the authorisation code flow (PKCE S256, state, nonce) instead of an API key form.",
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        None, description="The client's secret (a confidential client; unset for a public one)."
+    )
+    oidc_redirect_uri: str | None = Field(
+        None,
+        description="Where the issuer sends the browser back, registered with it: "
+        "https://…/login/callback (unset: EST_PUBLIC_BASE_URL + /login/callback, else the "
+        "address the browser used).",
+    )
+    oidc_discovery_url: str | None = Field(
+        None,
+        description="The issuer's discovery document (unset: EST_OIDC_ISSUER + "
+        "/.well-known/openid-configuration).",
+    )
+    oidc_scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile"],
+        description="Scopes the map page asks for (openid is always one).",
+    )
+    session_idle_minutes: int = Field(
+        30, ge=1, le=24 * 60, description="A map-page session ends after this long unused."
+    )
+    session_max_hours: int = Field(
+        12, ge=1, le=7 * 24, description="…and this long after its login at the latest."
+    )
+
+    basemap_url: str | None = Field(
+        None,
+        description="A basemap for the map page: a MapLibre style (…/style.json) or raster "
+        "tiles ({z}/{x}/{y}); unset, no basemap (a tile server would learn where people look).",
+    )
+    basemap_attribution: str | None = Field(
+        None, description="The basemap's attribution, shown on the map (e.g. © Lantmäteriet)."
+    )
 
     default_locations: list[str] = Field(
         default_factory=list,
@@ -121,6 +159,12 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Proxy addresses whose X-Forwarded-For names the client (JSON list).",
+    )
+    root_path: str = Field(
+        "",
+        pattern=r"^(/[^/?#]+)*$",
+        description="The path a reverse proxy serves the service under (e.g. /lagesbild); "
+        "absolute links in answers start with it unless a trusted proxy sends X-Forwarded-Prefix.",
     )
 
     public_base_url: str | None = Field(
@@ -153,7 +197,7 @@ class Settings(BaseSettings):
             raise ValueError("only asymmetric algorithms (RS256, ES256, …) are accepted")
         return value
 
-    @field_validator("public_base_url")
+    @field_validator("public_base_url", "oidc_redirect_uri", "oidc_discovery_url", "basemap_url")
     @classmethod
     def _web_address(cls, value: str | None) -> str | None:
         if value is not None and not (

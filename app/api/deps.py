@@ -9,13 +9,20 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 from fastapi.security.http import HTTPBase
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.access.auth import Principal, authenticate
+from app.access.sessions import (
+    CSRF_HEADER,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    check_csrf,
+    resume_session,
+)
 from app.api.middleware import client_address
-from app.core.errors import Forbidden, Unauthorized, Unavailable
+from app.core.errors import Forbidden, SessionEnded, Unauthorized, Unavailable
 from app.core.vocabulary import Role
 from app.db.deployment import DeploymentCache
 from app.db.engine import session_scope, set_statement_timeout, was_canceled
@@ -89,7 +96,7 @@ def get_principal(
     failures.refuse_if_over(address, what)
     try:
         with engine.begin() as conn:
-            principal = authenticate(conn, settings, request.headers.get("authorization"))
+            principal = _caller(conn, settings, request)
     except Unauthorized:
         if request.headers.get("authorization"):  # wrong credentials, not none at all
             failures.count(address)
@@ -99,6 +106,24 @@ def get_principal(
     request.state.principal = principal
     request.app.state.rate_limiter.check(principal.subject)
     return principal
+
+
+def _caller(conn: Connection, settings: Settings, request: Request) -> Principal:
+    """The caller of its Authorization header; without one, of its map-page session cookie
+    (a fetch of the page itself without a cookie: a session that ended)."""
+    authorization = request.headers.get("authorization")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    page_fetch = request.headers.get("sec-fetch-site") == "same-origin" and (
+        request.headers.get("sec-fetch-mode") != "navigate"
+    )
+    if authorization or not (cookie or page_fetch):
+        return authenticate(conn, settings, authorization)
+    if not cookie:
+        raise SessionEnded("no session: log in again on the map page")
+    session = resume_session(conn, cookie, 60 * settings.session_idle_minutes)
+    if request.method not in SAFE_METHODS:
+        check_csrf(session, request.headers.get(CSRF_HEADER))
+    return session.principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -158,3 +183,4 @@ LayerReaderPrincipal = Annotated[
     Principal, Depends(require_roles(Role.analyst, Role.viewer, Role.admin, Role.reporter))
 ]
 ProfileReaderPrincipal = Annotated[Principal, Depends(require_roles(Role.analyst, Role.admin))]
+ReportReaderPrincipal = Annotated[Principal, Depends(require_roles(Role.analyst, Role.viewer))]

@@ -38,6 +38,7 @@ PROBLEMS: dict[type[Exception], ProblemKind] = {
     errors.NotFound: ProblemKind(404, "Not found"),
     errors.Conflict: ProblemKind(409, "Conflict"),
     errors.TooLarge: ProblemKind(413, "Content too large"),
+    errors.InvalidParameter: ProblemKind(400, "Bad request"),
     errors.InvalidInput: ProblemKind(422, "Unprocessable content"),
     errors.Rejected: ProblemKind(422, "Import rejected"),
     errors.RateLimited: ProblemKind(429, "Too many requests"),
@@ -65,6 +66,8 @@ def kind_of(exc: Exception) -> ProblemKind | None:
 
 def headers_of(exc: Exception) -> dict[str, str]:
     """Return the HTTP headers an error's answer carries (a challenge, Retry-After)."""
+    if isinstance(exc, errors.SessionEnded):
+        return {}  # a Basic challenge would make the browser ask for a password over the page
     if isinstance(exc, errors.Unauthorized):
         return dict(CHALLENGE)
     if isinstance(exc, errors.RateLimited):
@@ -161,7 +164,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 def problem_responses() -> dict[int | str, dict[str, Any]]:
     """The problem+json answers every route may give, for the OpenAPI document."""
     said = {
-        400: "Bad request (a NUL byte in a parameter)",
+        400: "Bad request: an unknown or unreadable parameter (or a NUL byte in one)",
         401: "No valid credentials",
         403: "Not allowed for this role",
         404: "Not found, or not yours",

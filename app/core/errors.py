@@ -22,6 +22,10 @@ class Unauthorized(DomainError):
     """No credentials, or credentials that do not prove who the caller is."""
 
 
+class SessionEnded(Unauthorized):
+    """A map-page session that ended, or a request of the page without one: log in again."""
+
+
 class Forbidden(DomainError):
     """The caller is known but its role may not do this."""
 
@@ -36,6 +40,10 @@ class Conflict(DomainError):
 
 class InvalidInput(DomainError):
     """The request is well-formed but its content is invalid."""
+
+
+class InvalidParameter(InvalidInput):
+    """A query parameter that is unknown or cannot be read (OGC API answers these with 400)."""
 
 
 class TooLarge(DomainError):

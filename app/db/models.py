@@ -760,3 +760,153 @@ class AlertAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class ReportText(Base):
+    """The analysts' assessment and analysis of causes of an area's week or tertial."""
+
+    __tablename__ = "report_text"
+    __table_args__ = (
+        {
+            "comment": "The analysts' assessment and analysis of causes of an area's week or "
+            "tertial."
+        },
+    )
+
+    area_id: Mapped[int] = mapped_column(
+        ForeignKey("area.id", ondelete="CASCADE"), primary_key=True
+    )
+    period_label: Mapped[str] = mapped_column(String(32), primary_key=True)
+    assessment: Mapped[str] = mapped_column(Text, server_default="")
+    causes: Mapped[str] = mapped_column(Text, server_default="")
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="SET NULL")
+    )
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class HotspotName(Base):
+    """A name the analysts gave a hotspot, kept per area and stable hotspot id."""
+
+    __tablename__ = "hotspot_name"
+    __table_args__ = (
+        {
+            "comment": "A name the analysts gave a hotspot; it follows the hotspot's stable id "
+            "from week to week."
+        },
+    )
+
+    area_id: Mapped[int] = mapped_column(
+        ForeignKey("area.id", ondelete="CASCADE"), primary_key=True
+    )
+    hotspot_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    named_in: Mapped[str] = mapped_column(String(32))
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="SET NULL")
+    )
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ReportMailing(Base):
+    """How an e-mail subscription gets the weekly report (no row: a link)."""
+
+    __tablename__ = "report_mailing"
+    __table_args__ = (
+        CheckConstraint(
+            "delivery IN ('link', 'attachment', 'none')", name="report_mailing_delivery_check"
+        ),
+        {
+            "comment": "How an e-mail subscription gets the weekly report: link (the default), "
+            "attachment, none."
+        },
+    )
+
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("alert_subscription.id", ondelete="CASCADE"), primary_key=True
+    )
+    delivery: Mapped[str] = mapped_column(String(16))
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ReportDispatch(Base):
+    """One weekly report mailed to a subscription: once per profile and period."""
+
+    __tablename__ = "report_dispatch"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "profile_id", "period_label"),
+        CheckConstraint(
+            "delivery IN ('link', 'attachment')", name="report_dispatch_delivery_check"
+        ),
+        CheckConstraint(
+            "status IN ('sending', 'sent', 'failed')", name="report_dispatch_status_check"
+        ),
+        {"comment": "Each weekly report mailed to a subscription: once per profile and period."},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("alert_subscription.id", ondelete="CASCADE")
+    )
+    profile_id: Mapped[int] = mapped_column(ForeignKey("analysis_profile.id", ondelete="CASCADE"))
+    period_label: Mapped[str] = mapped_column(String(32))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("hotspot_run.id", ondelete="SET NULL"))
+    delivery: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="1")
+    error: Mapped[str | None] = mapped_column(Text)
+    attempted_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class WebSession(Base):
+    """A browser login to the map page; the cookie's token is stored as its SHA-256 only."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (
+        CheckConstraint("login IN ('key', 'oidc')", name="web_session_login_check"),
+        CheckConstraint("ended_why IN ('logout', 'revoked')", name="web_session_ended_why_check"),
+        {
+            "comment": "A browser login to the map page; the cookie's token is stored as its "
+            "SHA-256 only."
+        },
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    subject: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str | None] = mapped_column(
+        ForeignKey("api_key.id", ondelete="CASCADE"), index=True
+    )
+    login: Mapped[str] = mapped_column(String(8))
+    oidc_nonce: Mapped[str | None] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    ended_why: Mapped[str | None] = mapped_column(String(16))
+
+
+class WebLogin(Base):
+    """An OIDC login under way: its state (as SHA-256), nonce and PKCE verifier, used once."""
+
+    __tablename__ = "web_login"
+    __table_args__ = (
+        {
+            "comment": "An OIDC login under way: its state (as SHA-256), nonce and PKCE "
+            "verifier, used once."
+        },
+    )
+
+    state_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    return_to: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -39,7 +39,6 @@ from clustering.evaluation import default_min_samples, flagged_cell_count
 from clustering.gistar import GiStar, TooFewIncidents
 from clustering.identity import match_hotspots
 from clustering.kde import KernelDensity
-from clustering.prospective import ProspectiveHotspots
 from geo.grid import cell_index, cells_in_area
 
 FloatArray = npt.NDArray[np.float64]
@@ -251,25 +250,24 @@ def _forecast(run: RunInput, result: RunResult) -> None:
     settings = run.settings.methods.forecast
     ix, iy = cells_in_area(run.area, settings.cell_size_m)
     recent = in_weeks(run.week, run.run_week, settings.weeks)
-    if settings.method == "prospective":
-        model = ProspectiveHotspots(
-            cell_size_m=settings.cell_size_m, bandwidth_m=settings.bandwidth_m, weeks=settings.weeks
-        )
-        result.parameters["forecast"] = {"method": "prospective", **model.get_params()}
-        model.fit(run.xy[recent], run.week[recent], forecast_week=run.run_week + 1)
-        risk = model.risk_at(ix, iy)
-    else:
-        result.parameters["forecast"] = {
-            "method": "naive",
-            "cell_size_m": settings.cell_size_m,
-            "weeks": settings.weeks,
-        }
-        risk = cell_counts(run.xy[recent], ix, iy, settings.cell_size_m)
-    result.parameters["forecast"]["coverage"] = settings.coverage
+    model = settings.estimator()
+    result.parameters["forecast"] = model.method_params() | {"coverage": settings.coverage}
     if not recent.any():
         result.notes["forecast"] = f"not computed: no incidents in the last {settings.weeks} weeks"
         return
-    result.forecast = ranked_cells(ix, iy, risk, settings.coverage)
+    try:
+        model.fit(
+            run.xy[recent],
+            run.week[recent],
+            run.run_week + 1,
+            cells=(ix, iy),
+            area=run.area,
+            categories=run.category[recent],
+        )
+    except ValueError as exc:  # Gi*'s TooFewIncidents, a bandwidth the grid cannot resolve
+        result.notes["forecast"] = f"not computed: {exc}"
+        return
+    result.forecast = ranked_cells(ix, iy, model.risk_, settings.coverage)
 
 
 def cell_counts(xy: FloatArray, ix: IntArray, iy: IntArray, cell_size_m: float) -> FloatArray:

@@ -15,14 +15,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from app.core.errors import Conflict, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from clustering.forecast import CellForecast
 
 DEFAULT_NAME = "standard"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # fits est.analysis_profile.name, varchar(64)
@@ -71,13 +74,39 @@ class EmergingSettings(_Strict):
 
 
 class ForecastSettings(_Strict):
-    """The forecast of the coming week: method, grid and the share of cells flagged."""
+    """The forecast of the coming week: method, grid, the weeks it learns from, the share of
+    cells flagged and each method's own parameters (clustering.forecast.CellForecast; `est
+    evaluate --choose` writes them)."""
 
-    method: Literal["prospective", "naive"] = "prospective"
+    method: Literal["prospective", "naive", "blend", "kde", "gistar", "learned"] = "prospective"
     cell_size_m: float = Field(250.0, ge=10, le=5000)
-    bandwidth_m: float = Field(500.0, gt=0, le=20_000)
+    bandwidth_m: float = Field(500.0, gt=0, le=20_000)  # prospective and kde
     weeks: int = Field(8, ge=1, le=52)
     coverage: float = Field(0.05, gt=0, le=0.5)
+    kernel: Literal["gaussian", "quartic"] = "quartic"  # kde
+    distance_band_m: float = Field(500.0, gt=0, le=20_000)  # gistar
+    min_incidents: int = Field(30, ge=1, le=MAX_INCIDENTS)  # gistar
+    short_weeks: int = Field(4, ge=1, le=52)  # blend
+    short_weight: float = Field(0.5, ge=0, le=1)  # blend
+    max_leaf_nodes: int = Field(15, ge=2, le=255)  # learned
+    seed: int = Field(0, ge=0, le=2**31 - 1)  # learned
+
+    @model_validator(mode="after")
+    def _learned_history(self) -> ForecastSettings:
+        needed = 5  # clustering.learned: targets need 4 weeks of history, and one to learn
+        if self.method == "learned" and self.weeks < needed:
+            raise ValueError(
+                f"weeks: the learned forecast needs at least {needed} weeks (it learns from "
+                "weeks that have 4 weeks of history before them)"
+            )
+        return self
+
+    def estimator(self, **overrides: Any) -> CellForecast:
+        """The forecast as the estimator a run fits, with some parameters changed (the viewer
+        layers' grid)."""
+        from clustering.forecast import CellForecast
+
+        return CellForecast(**(self.model_dump(exclude={"coverage"}) | overrides))
 
 
 class Methods(_Strict):
@@ -97,6 +126,9 @@ class ProfileSettings(_Strict):
     window_weeks: int = Field(4, ge=1, le=52)
     cell_size_m: int = 250
     exclude_area_centroids: bool = True
+    # An incident known only to within a longer interval (a month-only time from an open-data
+    # export is a month long) belongs to no one week: it is left out of the methods, and counted.
+    max_interval_days: int | None = Field(7, ge=1, le=366)
     methods: Methods = Methods()
 
     @field_validator("cell_size_m")

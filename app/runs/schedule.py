@@ -31,6 +31,7 @@ from sqlalchemy import Engine, text
 from app.alerts.deliver import deliver_due
 from app.db.deployment import read_deployment
 from app.db.jobs import STALE_AFTER_S, Job, JobTable
+from app.reports.mailing import mail_weekly_reports
 from app.runs import recompute as runs
 from app.runs import scale
 from app.runs.profiles import Profile
@@ -183,6 +184,7 @@ def run_night(
             report.taken_elsewhere += 1
         else:
             report.outcomes.append(outcome)
+    mail_weekly_reports(engine, settings, night, area_codes)  # Monday nights: the closed week
     if area_codes is None:
         report.purged = _purge(engine, settings, night, who, stale_after_s)
     return report

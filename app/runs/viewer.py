@@ -27,13 +27,12 @@ import shapely
 from sqlalchemy import Connection
 
 from app.access import privacy
-from app.runs.compute import NO_PATTERN, cell_counts, in_weeks, ranked_cells
+from app.runs.compute import NO_PATTERN, ranked_cells
 from app.runs.figures import GroupCounts, figure_periods, tested
 from app.runs.profiles import ProfileSettings
 from clustering.emerging import EmergingHotspots
 from clustering.gistar import GiStar, TooFewIncidents
 from clustering.kde import KernelDensity
-from clustering.prospective import ProspectiveHotspots
 from clustering.weeks import week_numbers
 from geo.grid import cell_centres, cell_polygons, cells_in_area
 
@@ -170,10 +169,14 @@ def _density(request: ViewerRequest, window: privacy.Grid, notes: dict[str, str]
 def _gistar(request: ViewerRequest, window: privacy.Grid, notes: dict[str, str]) -> pd.DataFrame:
     settings = request.settings.methods.gistar
     size = request.settings.cell_size_m
+    shown = int(window.count.sum())
+    if shown < settings.min_incidents:  # the shown incidents, not the cells that hold them
+        notes["gistar"] = (
+            f"not computed: {shown} incidents shown, Gi* needs {settings.min_incidents}"
+        )
+        return _no_cells()
     model = GiStar(
-        cell_size_m=size,
-        distance_band_m=max(settings.distance_band_m, size),
-        min_incidents=settings.min_incidents,
+        cell_size_m=size, distance_band_m=max(settings.distance_band_m, size), min_incidents=1
     )
     try:
         model.fit(_centres(window), weights=window.count, area=request.area)
@@ -257,14 +260,18 @@ def _forecast(
     labels = [np.full(len(g.ix), n) for g, n in zip(recent, numbers[-len(recent) :], strict=True)]
     week = np.repeat(np.concatenate(labels), counts).astype(np.int64)
     ix, iy = cells_in_area(request.area, size)
-    if settings.method == "prospective":
-        model = ProspectiveHotspots(
-            cell_size_m=size, bandwidth_m=max(settings.bandwidth_m, size), weeks=settings.weeks
-        )
-        risk = model.fit(xy, week, forecast_week=run_week + 1).risk_at(ix, iy)
-    else:
-        risk = cell_counts(xy[in_weeks(week, run_week, settings.weeks)], ix, iy, size)
-    ranked = ranked_cells(ix, iy, risk, settings.coverage)
+    # On the viewer's grid, a reach below one cell would reach no neighbour.
+    model = settings.estimator(
+        cell_size_m=size,
+        bandwidth_m=max(settings.bandwidth_m, size),
+        distance_band_m=max(settings.distance_band_m, size),
+    )
+    try:
+        model.fit(xy, week, run_week + 1, cells=(ix, iy), area=request.area)
+    except ValueError as exc:  # Gi*'s TooFewIncidents, a bandwidth the grid cannot resolve
+        notes["forecast"] = f"not computed: {exc}"
+        return _no_cells()
+    ranked = ranked_cells(ix, iy, model.risk_, settings.coverage)
     frame = pd.DataFrame(
         {"ix": ranked["ix"], "iy": ranked["iy"], "value": ranked["risk"], "bin": ranked["rank"]}
     )

@@ -21,6 +21,9 @@ PATH_VALUES = {
     "run_id": "1",
     "subscription_id": "1",
     "name": "standard",
+    "report": "2026-W41.pdf",
+    "period": "2026-W41",
+    "hotspot_key": "h-1",
 }
 
 

@@ -44,6 +44,9 @@ def _calls(client: TestClient, world: World) -> list[tuple[str, str, dict[str, A
         "run_id": "1",
         "subscription_id": "1",
         "name": "standard",
+        "report": "2026-W41.pdf",
+        "period": "2026-W41",
+        "hotspot_key": "h-walk",
         # the grant the walk itself creates (BODIES), so that no later test loses its grants
         "organisation": "utan-grant",
         "area": "0765",

@@ -53,6 +53,12 @@ ALL_TABLES = DESIGN_TABLES | {
     "alert_event",
     "alert_delivery",
     "alert_attempt",
+    "report_text",
+    "hotspot_name",
+    "report_mailing",
+    "report_dispatch",
+    "web_session",
+    "web_login",
 }
 
 

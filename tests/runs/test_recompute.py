@@ -180,6 +180,15 @@ def test_the_run_publishes_the_known_hotspots_and_layers(
             cells = shapely_wkb.loads(bytes(h.vg))
             xs, ys = shapely.get_coordinates(cells).T
             assert np.allclose(xs % 250, 0) and np.allclose(ys % 250, 0)
+    with system_engine.connect() as conn:  # every viewer layer is there, Gi* with a hot bin
+        layers = dict(
+            conn.execute(
+                text("SELECT layer, max(bin) FROM est.viewer_cell WHERE run_id = :r GROUP BY 1"),
+                {"r": outcome.run_id},
+            ).all()
+        )
+    assert set(layers) == {"counts", "density", "gistar", "emerging", "forecast"}
+    assert layers["gistar"] == 3
 
 
 def test_a_second_run_on_unchanged_data_is_skipped_and_a_change_is_not(
