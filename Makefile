@@ -10,7 +10,7 @@ PG_DIR := .data/pg
 PG_PORT ?= 54329
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test stop lint typecheck pytest sysdeps venv clean bench
+.PHONY: run test stop lint typecheck pytest sysdeps testdeps venv clean bench
 
 # The report's PDF needs Pango (WeasyPrint), HarfBuzz's subsetter and a font; its tests read the
 # PDF back with poppler-utils (pdftotext, pdftoppm).
@@ -25,11 +25,20 @@ QGIS_DEBS := qgis python3-qgis
 sysdeps:
 	@if ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1 \
 	   || ! $(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 \
-	   || ! dpkg -s $(REPORT_DEBS) $(GIS_DEBS) $(BROWSER_DEBS) >/dev/null 2>&1; then \
-	  echo "Installing PostgreSQL 15 + PostGIS 3, python3-venv, the report's libraries, GDAL and chromium with apt"; \
+	   || ! dpkg -s $(REPORT_DEBS) >/dev/null 2>&1; then \
+	  echo "Installing PostgreSQL 15 + PostGIS 3, python3-venv and the report's libraries with apt"; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    postgresql-15-postgis-3 python3-venv $(REPORT_DEBS) $(GIS_DEBS) $(BROWSER_DEBS); \
+	    postgresql-15-postgis-3 python3-venv $(REPORT_DEBS); \
+	fi
+
+# What only the tests need: the GIS clients and the browser.
+testdeps: sysdeps
+	@if ! dpkg -s $(GIS_DEBS) $(BROWSER_DEBS) >/dev/null 2>&1; then \
+	  echo "Installing GDAL and chromium (for the tests) with apt"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    $(GIS_DEBS) $(BROWSER_DEBS); \
 	fi
 	@if ! dpkg -s $(QGIS_DEBS) >/dev/null 2>&1; then \
 	  echo "Installing QGIS (offscreen, for the /ogc client tests) with apt: a few minutes"; \
@@ -65,7 +74,7 @@ stop:
 	@[ ! -x $(BIN)/python ] || $(BIN)/python -m app.ops.devdb stop $(PG_DIR)
 
 # Every test: lint, types, then pytest on a throwaway cluster (or on EST_DATABASE_URL).
-test: sysdeps venv lint typecheck pytest
+test: testdeps venv lint typecheck pytest
 
 lint: venv
 	$(BIN)/ruff check .
