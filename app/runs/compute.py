@@ -267,7 +267,7 @@ def _forecast(run: RunInput, result: RunResult) -> None:
     except ValueError as exc:  # Gi*'s TooFewIncidents, a bandwidth the grid cannot resolve
         result.notes["forecast"] = f"not computed: {exc}"
         return
-    result.forecast = ranked_cells(ix, iy, model.risk_, settings.coverage)
+    result.forecast = ranked_cells(ix, iy, model.risk_, settings.coverage, model.tiebreak_)
 
 
 def cell_counts(xy: FloatArray, ix: IntArray, iy: IntArray, cell_size_m: float) -> FloatArray:
@@ -280,10 +280,18 @@ def cell_counts(xy: FloatArray, ix: IntArray, iy: IntArray, cell_size_m: float) 
     return found.reindex(keys, fill_value=0.0).to_numpy(dtype=np.float64)
 
 
-def ranked_cells(ix: IntArray, iy: IntArray, risk: FloatArray, coverage: float) -> pd.DataFrame:
-    """Cells of positive risk ranked highest first (ties by iy, ix); the top `coverage` of the
-    area's cells flagged."""
-    order = np.lexsort((ix, iy, -risk))
+def ranked_cells(
+    ix: IntArray,
+    iy: IntArray,
+    risk: FloatArray,
+    coverage: float,
+    tiebreak: FloatArray | None = None,
+) -> pd.DataFrame:
+    """Cells of positive risk ranked highest first, the top `coverage` of the area's cells
+    flagged. Equal risks (common at small counts) are ranked by `tiebreak` (the forecast's
+    incidents in the cell and its eight neighbours, highest first), then by iy, ix."""
+    second = np.zeros(len(ix)) if tiebreak is None else np.asarray(tiebreak, dtype=np.float64)
+    order = np.lexsort((ix, iy, -second, -risk))
     positive = order[risk[order] > 0]
     flagged = min(flagged_cell_count(len(ix), coverage), len(positive))
     return pd.DataFrame(

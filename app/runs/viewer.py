@@ -271,7 +271,7 @@ def _forecast(
     except ValueError as exc:  # Gi*'s TooFewIncidents, a bandwidth the grid cannot resolve
         notes["forecast"] = f"not computed: {exc}"
         return _no_cells()
-    ranked = ranked_cells(ix, iy, model.risk_, settings.coverage)
+    ranked = ranked_cells(ix, iy, model.risk_, settings.coverage, model.tiebreak_)
     frame = pd.DataFrame(
         {"ix": ranked["ix"], "iy": ranked["iy"], "value": ranked["risk"], "bin": ranked["rank"]}
     )
