@@ -37,7 +37,6 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import psutil
 import shapely
-from shapely import wkb as shapely_wkb
 from sqlalchemy import Engine, create_engine, pool, text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +52,7 @@ from app.ops import devdb  # noqa: E402
 from app.ops.demo import ensure_organisation  # noqa: E402
 from app.runs import recompute as runs  # noqa: E402
 from app.runs import scale  # noqa: E402
+from app.runs.inputs import load_area  # noqa: E402
 from app.runs.profiles import ensure_default_profiles  # noqa: E402
 from app.settings import SYSTEM_ROLE, Settings  # noqa: E402
 from clustering.synthetic import TRENDS, HotspotSpec, generate_incidents  # noqa: E402
@@ -97,10 +97,7 @@ def clear(engine: Engine) -> None:
 def fill(engine: Engine, code: str, n: int, seed: int, hotspots: int = 40) -> None:
     """Store n synthetic incidents in an area, numbered after the area."""
     with engine.begin() as conn:
-        wkb = conn.scalar(
-            text("SELECT ST_AsBinary(geom) FROM est.area WHERE code = :c"), {"c": code}
-        )
-        area = shapely_wkb.loads(bytes(wkb))
+        area = load_area(conn, code).geom
         org = ensure_organisation(conn, "bench", "Bench", "kommun")
     rng = np.random.default_rng(seed)
     x0, y0, x1, y1 = area.bounds

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import shapely
-from shapely import wkb as shapely_wkb
 from sqlalchemy import Engine, text
 
 from app.ingest.store import IncidentRecord, upsert_incidents
 from app.ops.demo import ensure_organisation
 from app.runs import recompute as runs
+from app.runs.inputs import load_area
 from app.settings import Settings
 from clustering.synthetic import HotspotSpec, generate_incidents
 from tests.alerts.conftest import KOMMUN, POLICE, subscribe
@@ -63,10 +63,7 @@ def hoerby(settings: Settings) -> dict[str, Any]:
 
     engine = create_engine(settings.role_url("est_system"), poolclass=pool.NullPool)
     with engine.begin() as conn:
-        wkb = conn.scalar(
-            text("SELECT ST_AsBinary(geom) FROM est.area WHERE code = :c"), {"c": AREA}
-        )
-        area = shapely_wkb.loads(bytes(wkb))
+        area = load_area(conn, AREA).geom
         places = _places(area)
         made = generate_incidents(
             [

@@ -26,7 +26,6 @@ import numpy as np
 import pytest
 import shapely
 from fastapi.testclient import TestClient
-from shapely import wkb as shapely_wkb
 from sqlalchemy import Engine, create_engine, pool, text
 
 from app.access import admin
@@ -39,6 +38,7 @@ from app.ingest.areas import read_kommun_file
 from app.ingest.store import IncidentRecord, upsert_incidents
 from app.main import create_app
 from app.runs import recompute as runs
+from app.runs.inputs import load_area
 from app.runs.profiles import ensure_default_profiles
 from app.settings import SYSTEM_ROLE, Settings
 from clustering.synthetic import HotspotSpec, generate_incidents
@@ -174,16 +174,7 @@ def ogc(server_url: str) -> Iterator[Ogc]:
                 tokens[(code, role)] = admin.new_key(conn, code, Role(role), "ogc", None).token
             for area, level in grants:
                 admin.grant_area(conn, code, area, level, "test")
-        geoms = {
-            code: shapely_wkb.loads(
-                bytes(
-                    conn.scalar(
-                        text("SELECT ST_AsBinary(geom) FROM est.area WHERE code = :c"), {"c": code}
-                    )
-                )
-            )
-            for code in (AREA_A, AREA_B)
-        }
+        geoms = {code: load_area(conn, code).geom for code in (AREA_A, AREA_B)}
         point = _lone_point(geoms[AREA_A])
         lone = (point.x, point.y)
         kept_apart = geoms[AREA_A].buffer(-300).difference(point.buffer(800))

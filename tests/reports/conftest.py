@@ -14,14 +14,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import shapely
-from shapely import wkb as shapely_wkb
-from sqlalchemy import Engine, create_engine, pool, text
+from sqlalchemy import Engine, create_engine, pool
 
 from app.access import admin
 from app.core.vocabulary import GrantLevel, Role
 from app.ingest.store import IncidentRecord, upsert_incidents
 from app.ops.demo import ensure_organisation
 from app.runs import recompute as runs
+from app.runs.inputs import load_area
 from app.runs.profiles import ensure_default_profiles
 from app.settings import Settings
 from clustering.synthetic import HotspotSpec, generate_incidents
@@ -62,10 +62,7 @@ def perstorp(settings: Settings) -> Iterator[Perstorp]:
     engine = create_engine(settings.role_url("est_system"), poolclass=pool.NullPool)
     with engine.begin() as conn:
         ensure_default_profiles(conn)
-        wkb = conn.scalar(
-            text("SELECT ST_AsBinary(geom) FROM est.area WHERE code = :c"), {"c": AREA}
-        )
-        area = shapely_wkb.loads(bytes(wkb))
+        area = load_area(conn, AREA).geom
         c = shapely.point_on_surface(area.buffer(-1500))
         spots = [(c.x, c.y), (c.x + 1800, c.y + 300), (c.x - 1600, c.y - 500)]
         for p in spots:

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import shapely
 import yaml
-from shapely import wkb as shapely_wkb
 from sqlalchemy import Engine, create_engine, pool, text
 from typer.testing import CliRunner
 
@@ -22,6 +21,7 @@ from app.cli import app
 from app.ingest.store import upsert_incidents
 from app.ops.demo import ensure_organisation
 from app.runs import recompute as runs
+from app.runs.inputs import load_area
 from app.runs.profiles import (
     ForecastSettings,
     Methods,
@@ -59,10 +59,7 @@ def place(settings: Settings) -> Iterator[Place]:
     engine = create_engine(settings.role_url("est_system"), poolclass=pool.NullPool)
     with engine.begin() as conn:
         ensure_default_profiles(conn)
-        wkb = conn.scalar(
-            text("SELECT ST_AsBinary(geom) FROM est.area WHERE code = :c"), {"c": AREA}
-        )
-        area = shapely_wkb.loads(bytes(wkb))
+        area = load_area(conn, AREA).geom
         c = shapely.point_on_surface(area)
         hotspot = (c.x, c.y)
         start = datetime(2026, 11, 23, tzinfo=ZoneInfo(TZ)) - timedelta(weeks=WEEKS)

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, Row, text
 from app.ingest.store import IncidentRecord, upsert_incidents
 from app.ops.demo import ensure_organisation
 from app.runs import recompute as runs
+from app.runs.inputs import load_area
 from app.runs.profiles import ensure_default_profiles
 from app.settings import Settings
 from clustering.synthetic import HotspotSpec, generate_incidents
@@ -71,10 +72,7 @@ def place(settings: Settings) -> Iterator[Place]:
     engine = create_engine(settings.role_url("est_system"), poolclass=pool.NullPool)
     with engine.begin() as conn:
         ensure_default_profiles(conn)
-        wkb = conn.scalar(
-            text("SELECT ST_AsBinary(geom) FROM est.area WHERE code = :c"), {"c": AREA}
-        )
-        area = shapely_wkb.loads(bytes(wkb))
+        area = load_area(conn, AREA).geom
         c = shapely.point_on_surface(area)
         centre = (c.x, c.y)
         persisting = (centre[0], centre[1])

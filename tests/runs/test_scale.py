@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import shapely
-from shapely import wkb as shapely_wkb
 from sqlalchemy import Connection, Engine, text
 
 from app.core.errors import InvalidInput
@@ -24,6 +23,7 @@ from app.ingest.store import upsert_incidents
 from app.ops.demo import ensure_organisation
 from app.runs import recompute as runs
 from app.runs import scale
+from app.runs.inputs import load_area
 from app.runs.profiles import ensure_default_profiles
 from app.settings import Settings
 from clustering.synthetic import HotspotSpec, generate_incidents
@@ -46,10 +46,7 @@ def engine(settings: Settings) -> Iterator[Engine]:
         ensure_default_profiles(conn)
         org = ensure_organisation(conn, "scale-test", "Skalningstest", "kommun")
         for n, code in enumerate(AREAS):
-            wkb = conn.scalar(
-                text("SELECT ST_AsBinary(geom) FROM est.area WHERE code = :c"), {"c": code}
-            )
-            area = shapely_wkb.loads(bytes(wkb))
+            area = load_area(conn, code).geom
             c = shapely.point_on_surface(area)
             made = generate_incidents(
                 [
