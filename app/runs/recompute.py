@@ -518,7 +518,7 @@ def store(
     """Write everything the run computed, switch layer_current and record it succeeded."""
     job, area, profile = started.job, started.area, started.profile
     result, layers = computed.result, computed.layers
-    srid = read_deployment(conn).srid
+    srid = int(gathered.run_input.crs)  # the storage CRS, read when the run was gathered
     with stages.stage("write"):
         publish.write_results(conn, job.id, srid, result, layers)
         publish.write_figures(conn, job.id, "analyst", computed.analyst_figures)
