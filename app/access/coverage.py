@@ -17,6 +17,8 @@ The query runs in the request's session, which carries the organisation and role
 
 from __future__ import annotations
 
+from sqlalchemy import Connection, text
+
 # (area_id, raw) of every area the session's organisation covers; raw only for analysts.
 COVERED_AREAS_SQL = """
     WITH granted AS (
@@ -38,3 +40,15 @@ COVERED_AREAS_SQL = """
     SELECT area_id, bool_or(raw) AND est.current_api_role() = 'analyst' AS raw
     FROM reach GROUP BY area_id
 """
+
+
+def covers(conn: Connection, area_code: str) -> bool:
+    """Whether the session's organisation covers the area (in either version)."""
+    found = conn.scalar(
+        text(
+            f"WITH covered AS ({COVERED_AREAS_SQL}) "
+            "SELECT 1 FROM covered cv JOIN est.area a ON a.id = cv.area_id WHERE a.code = :area"
+        ),
+        {"area": area_code},
+    )
+    return found is not None

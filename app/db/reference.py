@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection, text
 
 from app.core.taxonomy import Taxonomy
@@ -66,3 +68,17 @@ def group_categories(conn: Connection, group: str) -> list[str]:
             {"g": group},
         )
     )
+
+
+def list_categories(conn: Connection) -> list[dict[str, Any]]:
+    """Every category of the database by code, with its labels, flag and groups (codes)."""
+    rows = conn.execute(
+        text("""
+            SELECT c.code, c.parent_code, c.label_sv, c.label_en, c.sensitive, c.description,
+                   ARRAY(SELECT m.group_code FROM est.category_group_member m
+                         WHERE m.category_code = c.code ORDER BY m.group_code) AS groups
+            FROM est.category c
+            ORDER BY c.code COLLATE "C"
+        """)
+    )
+    return [dict(r._mapping) for r in rows]

@@ -24,6 +24,7 @@ PATH_VALUES = {
     "report": "2026-W41.pdf",
     "period": "2026-W41",
     "hotspot_key": "h-1",
+    "layer": "hotspots",
 }
 
 

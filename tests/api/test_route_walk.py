@@ -47,6 +47,7 @@ def _calls(client: TestClient, world: World) -> list[tuple[str, str, dict[str, A
         "report": "2026-W41.pdf",
         "period": "2026-W41",
         "hotspot_key": "h-walk",
+        "layer": "hotspots",
         # the grant the walk itself creates (BODIES), so that no later test loses its grants
         "organisation": "utan-grant",
         "area": "0765",
