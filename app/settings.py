@@ -156,6 +156,12 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(
         30, ge=1, description="Failed authentications per client address and minute."
     )
+    key_cache_s: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds a checked API key is kept in memory (0: ask the database every "
+        "time). Routes that read data check the key again in their own first statement.",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Proxy addresses whose X-Forwarded-For names the client (JSON list).",

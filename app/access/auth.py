@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import logging
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -39,6 +42,7 @@ class Principal:
     organisation_code: str
     role: Role
     key_id: str | None = None
+    cached: bool = False  # taken from KeyCache: the request's transaction checks the key again
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,57 @@ def is_api_key(credential: str) -> bool:
     return credential.startswith(f"{KEY_PREFIX}_") and credential.count(".") != 2
 
 
+class KeyCache:
+    """API keys this process checked lately: a request with one skips the key's own query.
+
+    Only a positive answer is kept, for `seconds`, under the SHA-256 of the whole credential.
+    It never outlives the key: the request's transaction reads the key again in the statement
+    that scopes it (app.api.deps.get_session), so a revoked or expired key is refused at once
+    wherever data is read; routes that read nothing (the OGC landing page, /conformance) may
+    answer a revoked key for `seconds` more.
+    """
+
+    def __init__(self, seconds: float, size: int = 4096) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._kept: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _name(credential: str) -> str:
+        return hashlib.sha256(credential.encode()).hexdigest()
+
+    def get(self, credential: str) -> Principal | None:
+        """The principal of a credential checked less than `seconds` ago, or None."""
+        if self.seconds <= 0:
+            return None
+        kept = self._kept.get(self._name(credential))
+        if kept is None or kept[1] < time.monotonic():
+            return None
+        return dataclasses.replace(kept[0], cached=True)
+
+    def keep(self, credential: str, principal: Principal) -> None:
+        """Remember a credential that was just checked."""
+        if self.seconds <= 0:
+            return
+        with self._lock:
+            if len(self._kept) >= self.size:
+                now = time.monotonic()
+                self._kept = {k: v for k, v in self._kept.items() if v[1] >= now}
+                if len(self._kept) >= self.size:
+                    self._kept.clear()
+            self._kept[self._name(credential)] = (principal, time.monotonic() + self.seconds)
+
+
+def key_refusal(revoked_at: datetime | None, expires_at: datetime | None) -> str | None:
+    """Why a known key may not be used now, or None when it may."""
+    if revoked_at is not None:
+        return "this API key was revoked"
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        return "this API key has expired"
+    return None
+
+
 def authenticate_key(conn: Connection, token: str) -> Principal:
     """Return the principal of a valid, unexpired, unrevoked API key."""
     parts = token.split("_", 2)
@@ -131,11 +186,9 @@ def authenticate_key(conn: Connection, token: str) -> Principal:
     stored = row.secret_sha256 if row is not None else hash_secret("")
     if not hmac.compare_digest(stored, hash_secret(secret)) or row is None:
         raise Unauthorized("unknown API key")
-    now = datetime.now(UTC)
-    if row.revoked_at is not None:
-        raise Unauthorized("this API key was revoked")
-    if row.expires_at is not None and row.expires_at <= now:
-        raise Unauthorized("this API key has expired")
+    refusal = key_refusal(row.revoked_at, row.expires_at)
+    if refusal is not None:
+        raise Unauthorized(refusal)
     conn.execute(
         text(
             "UPDATE est.api_key SET last_used_at = now() WHERE id = :id "

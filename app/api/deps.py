@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.access.auth import Principal, authenticate
+from app.access.auth import KeyCache, Principal, authenticate, key_refusal
 from app.access.sessions import (
     CSRF_HEADER,
     SAFE_METHODS,
@@ -24,8 +24,8 @@ from app.access.sessions import (
 from app.api.middleware import client_address
 from app.core.errors import Forbidden, SessionEnded, Unauthorized, Unavailable
 from app.core.vocabulary import Role
-from app.db.deployment import DeploymentCache
-from app.db.engine import session_scope, set_statement_timeout, was_canceled
+from app.db.deployment import DeploymentCache, known_version
+from app.db.engine import session_scope, was_canceled
 from app.settings import Settings
 
 # Declared so that the OpenAPI documents show both ways to send a key; the header itself is
@@ -34,25 +34,25 @@ _bearer = HTTPBearer(auto_error=False, description="An API key (est_…) or an O
 _basic = HTTPBase(scheme="basic", auto_error=False, description="Any user, the key as password.")
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     """Return the settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_deployment_cache(request: Request) -> DeploymentCache:
+async def get_deployment_cache(request: Request) -> DeploymentCache:
     """Return the process's view of the deployment (refreshed when its version moves)."""
     cache: DeploymentCache = request.app.state.deployment
     return cache
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     """Return the app role's engine."""
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_system_engine(request: Request) -> Engine:
+async def get_system_engine(request: Request) -> Engine:
     """Return the system role's engine: what runs started over the API compute with."""
     engine: Engine = request.app.state.system_engine
     return engine
@@ -94,15 +94,21 @@ def get_principal(
     )
     what = "failed authentications a minute from this address"
     failures.refuse_if_over(address, what)
-    try:
-        with engine.begin() as conn:
-            principal = _caller(conn, settings, request)
-    except Unauthorized:
-        if request.headers.get("authorization"):  # wrong credentials, not none at all
-            failures.count(address)
-        raise
-    except OperationalError as exc:
-        raise Unavailable("the database is not reachable; try again shortly") from exc
+    authorization = request.headers.get("authorization")
+    keys: KeyCache = request.app.state.key_cache
+    principal = keys.get(authorization) if authorization else None
+    if principal is None:
+        try:
+            with engine.begin() as conn:
+                principal = _caller(conn, settings, request)
+        except Unauthorized:
+            if authorization:  # wrong credentials, not none at all
+                failures.count(address)
+            raise
+        except OperationalError as exc:
+            raise Unavailable("the database is not reachable; try again shortly") from exc
+        if authorization and principal.key_id is not None:
+            keys.keep(authorization, principal)
     request.state.principal = principal
     request.app.state.rate_limiter.check(principal.subject)
     return principal
@@ -129,6 +135,17 @@ def _caller(conn: Connection, settings: Settings, request: Request) -> Principal
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
+# One round trip opens a request's transaction: its statement timeout and the caller's scope,
+# the deployment's version (for DeploymentCache) and, for a key taken from KeyCache, the key.
+SCOPE_SQL = text("""
+    SELECT set_config('statement_timeout', :ms, true), set_config('est.org_id', :org, true),
+           set_config('est.role', :role, true), d.version, k.id IS NOT NULL AS known,
+           k.revoked_at, k.expires_at
+    FROM est.deployment d LEFT JOIN est.api_key k ON k.id = :key
+    WHERE d.id = 1
+""")
+
+
 def get_session(
     principal: CurrentPrincipal, engine: EngineDep, settings: SettingsDep
 ) -> Iterator[Session]:
@@ -138,17 +155,28 @@ def get_session(
     carries one caller's scope into the next request. No statement runs longer than
     EST_STATEMENT_TIMEOUT_S: PostgreSQL ends it, and the caller gets 503.
     """
+    recheck = principal.key_id if principal.cached else None
     try:
         with session_scope(engine) as session:
-            set_statement_timeout(session, settings.statement_timeout_s)
-            session.execute(
-                text(
-                    "SELECT set_config('est.org_id', :org, true), "
-                    "set_config('est.role', :role, true)"
-                ),
-                {"org": str(principal.organisation_id), "role": principal.role.value},
-            )
-            yield session
+            scope = session.execute(
+                SCOPE_SQL,
+                {
+                    "ms": str(max(1, int(settings.statement_timeout_s * 1000))),
+                    "org": str(principal.organisation_id),
+                    "role": principal.role.value,
+                    "key": recheck,
+                },
+            ).one()
+            if recheck is not None:
+                refusal = (
+                    key_refusal(scope.revoked_at, scope.expires_at)
+                    if scope.known
+                    else "unknown API key"
+                )
+                if refusal is not None:  # until KeyCache lets the key go, so is every request
+                    raise Unauthorized(refusal)
+            with known_version(session.connection(), scope.version):
+                yield session
     except OperationalError as exc:
         if was_canceled(exc):
             raise Unavailable(

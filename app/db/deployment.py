@@ -8,6 +8,8 @@ process or replica made it) and reads the rest again only when it moved.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import shapely
@@ -108,7 +110,9 @@ class DeploymentCache:
 
     def get(self, conn: Connection) -> Deployment:
         """Return the deployment, reading it again only when another writer changed it."""
-        version = deployment_version(conn)
+        version = conn.info.get(KNOWN_VERSION)
+        if version is None:
+            version = deployment_version(conn)
         current = self._current
         if current is not None and current.version == version:
             return current
@@ -118,8 +122,23 @@ class DeploymentCache:
         return fresh
 
 
+KNOWN_VERSION = "est.deployment_version"
+
+
+@contextmanager
+def known_version(conn: Connection, version: int) -> Iterator[None]:
+    """Within the block, DeploymentCache.get takes `version` (just read in this transaction)
+    instead of asking the database again."""
+    conn.info[KNOWN_VERSION] = version
+    try:
+        yield
+    finally:
+        conn.info.pop(KNOWN_VERSION, None)
+
+
 def mark_changed(conn: Connection) -> None:
     """Raise the deployment's version: every process reads it again on its next use."""
+    conn.info.pop(KNOWN_VERSION, None)
     conn.execute(text("UPDATE est.deployment SET version = version + 1 WHERE id = 1"))
 
 

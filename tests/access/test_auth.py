@@ -91,6 +91,29 @@ def test_revoked_and_expired_keys_are_refused(client: TestClient, system_engine:
     assert "revoked" in r1.json()["detail"] and "expired" in r2.json()["detail"]
 
 
+def test_a_key_revoked_or_expired_while_it_is_kept_in_memory_is_refused_at_once(
+    client: TestClient, system_engine: Engine
+) -> None:
+    with system_engine.begin() as conn:
+        revoked = new_key(conn, "kommun-1285", Role.viewer, "kept, then revoked", None)
+        expired = new_key(conn, "kommun-1285", Role.viewer, "kept, then expired", 1)
+    for key in (revoked, expired):  # checked once: the worker keeps them (EST_KEY_CACHE_S)
+        auth = {"Authorization": f"Bearer {key.token}"}
+        assert client.get("/api/v1/me", headers=auth).status_code == 200
+    with system_engine.begin() as conn:
+        revoke_key(conn, revoked.key_id)
+        conn.execute(
+            text("UPDATE est.api_key SET expires_at = now() - interval '1 second' WHERE id = :id"),
+            {"id": expired.key_id},
+        )
+    for key, why in ((revoked, "revoked"), (expired, "expired")):
+        auth = {"Authorization": f"Bearer {key.token}"}
+        for path in ("/api/v1/me", "/ogc/collections/hotspots/items", "/api/v1/areas"):
+            r = client.get(path, headers=auth)
+            assert r.status_code == 401, (path, r.text)
+            assert why in r.json()["detail"]
+
+
 def test_only_the_hash_of_a_key_is_stored(system_engine: Engine, world: World) -> None:
     token = world.tokens[("kommun-1285", "analyst")]
     secret = token.split("_", 2)[2]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import shapely
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, CursorResult, text
 
 from app.access.coverage import COVERED_AREAS_SQL
 from app.api.ogc import cql
@@ -27,6 +27,7 @@ from app.core.vocabulary import Role
 from geo.crs import swap_axes
 
 COUNT_AT_MOST = 100_000  # numberMatched is exact up to here and left out beyond
+MATCHED = "_matched"  # the window count's column (no property is named so)
 RunMode = Literal["current", "latest", "any"]
 
 PERIOD_START = """((r.window_end AT TIME ZONE d.timezone)
@@ -248,20 +249,32 @@ def read_page(
         for name, desc in keys
     )
     condition = " AND ".join(paged) or "true"
-    sql = f"{ctes} SELECT {_outputs(statement)} {rows_of} WHERE {condition}"
-    rows = [
-        dict(r._mapping)
-        for r in conn.execute(
+    # The first page counts; a client paging on has the number already. Under a bbox the page
+    # is sorted from every row in the box anyway, so a window count over them costs little;
+    # without one, the page stops early on an index and a capped count runs on its own.
+    counting = cursor is None and count_at_most > 0
+    windowed = counting and query.bbox is not None
+    outputs = _outputs(statement) + (f', count(*) OVER () AS "{MATCHED}"' if windowed else "")
+    sql = f"{ctes} SELECT {outputs} {rows_of} WHERE {condition}"
+    rows = _dicts(
+        conn.execute(
             text(f"{sql} ORDER BY {order} LIMIT :limit"),
             {**statement.bindings.values, "limit": query.limit + 1},
         )
-    ]
+    )
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     if not forward:
         rows.reverse()
     matched = None
-    if cursor is None:  # the first page counts; a client paging on has the number already
+    if windowed:
+        counted = rows[0][MATCHED] if rows else 0
+        for row in rows:
+            del row[MATCHED]
+        matched = int(counted) if counted <= count_at_most else None
+    elif counting and not more:  # all of them are on this page
+        matched = len(rows)
+    elif counting:
         plain = " AND ".join(where) or "true"
         counted = conn.scalar(
             text(f"{ctes} SELECT count(*) FROM (SELECT 1 {rows_of} WHERE {plain} LIMIT :cap) s"),
@@ -296,11 +309,20 @@ def read_feature(
     where = " AND ".join(
         f'v."{name}" = {statement.bindings.bind(value)}' for name, value in id_values.items()
     )
-    row = conn.execute(
-        text(f"{ctes} SELECT {_outputs(statement)} {rows_of} WHERE {where} LIMIT 1"),
-        statement.bindings.values,
-    ).one_or_none()
-    return dict(row._mapping) if row is not None else None
+    rows = _dicts(
+        conn.execute(
+            text(f"{ctes} SELECT {_outputs(statement)} {rows_of} WHERE {where} LIMIT 1"),
+            statement.bindings.values,
+        )
+    )
+    return rows[0] if rows else None
+
+
+def _dicts(result: CursorResult[Any]) -> list[dict[str, Any]]:
+    """A result's rows as dicts, fetched at once (a page is a thousand rows: row by row through
+    the result's mappings costs more than the query)."""
+    names = list(result.keys())
+    return [dict(zip(names, row, strict=True)) for row in result.all()]
 
 
 EXTENT_AREAS = {
