@@ -300,3 +300,17 @@ def test_a_file_of_the_analyst_version_is_an_audited_export_and_a_viewers_file_i
     assert made[0].role == "analyst"
     assert made[0].row_count == len(hulls.json()["features"]) > 0
     assert made[0].filters["layer"] == "hotspots" and made[0].filters["area"] == AREA_A
+
+
+def test_a_download_has_an_etag_that_answers_304_and_changes_with_the_week(
+    ogc: Ogc, ogc_client: TestClient
+) -> None:
+    first = download(ogc_client, ogc, "density", "gpkg", VIEWER)
+    tag = first.headers["etag"]
+    assert first.status_code == 200 and first.headers["cache-control"].startswith("private")
+    url = f"/api/v1/areas/{AREA_A}/layers/density.gpkg"
+    again = ogc_client.get(url, headers={**ogc.headers(*VIEWER), "If-None-Match": tag})
+    assert again.status_code == 304 and again.content == b""
+    older = download(ogc_client, ogc, "density", "gpkg", VIEWER, week="2026-W46")
+    assert older.status_code == 200 and older.headers["etag"] != tag
+    assert download(ogc_client, ogc, "density", "gpkg", ANALYST).headers["etag"] != tag

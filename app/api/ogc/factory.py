@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.access import audit
 from app.access.auth import Principal
+from app.api.caching import cached, etag
 from app.api.deps import (
     CurrentPrincipal,
     DeploymentDep,
@@ -28,11 +29,12 @@ from app.api.deps import (
 )
 from app.api.errors import problem_responses
 from app.api.ogc import features as encode
-from app.api.ogc import openapi, query
+from app.api.ogc import openapi, query, tiles
 from app.api.ogc.collections import Collection
 from app.api.ogc.links import Links
 from app.api.ogc.params import (
     TRS_GREGORIAN,
+    ItemsQuery,
     offered_crs,
     read_crs,
     read_format,
@@ -197,6 +199,27 @@ class OgcFeatures:
             f"{title}: what filters may name",
             (SCHEMA_JSON, OBJECT),
             only_f,
+        )
+        if collection.layer is not None:
+            self.register_tiles(collection)
+
+    def register_tiles(self, collection: Collection) -> None:
+        """Add a run layer's vector tiles: the tileset list, its TileJSON and the tiles."""
+        path, title = f"/collections/{collection.id}/tiles", collection.title
+        selectors = [openapi.ref("f"), *openapi.run_selectors(collection)]
+        self.get(path, self.tilesets(collection), f"{title}: vector tilesets", parameters=selectors)
+        self.get(
+            f"{path}/{tiles.TILE_MATRIX_SET}/tilejson.json",
+            self.tilejson(collection),
+            f"{title}: TileJSON 3.0 of the WebMercatorQuad tiles",
+            parameters=selectors,
+        )
+        self.get(
+            f"{path}/{tiles.TILE_MATRIX_SET}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}",
+            self.tile(collection),
+            f"{title}: one Mapbox Vector Tile (zoom, row, column)",
+            (tiles.MEDIA_TYPE, {"type": "string", "format": "binary"}),
+            selectors,
         )
 
     def landing_page(self) -> Callable[..., Response]:
@@ -509,6 +532,147 @@ class OgcFeatures:
             )
 
         return queryables
+
+    def tilesets(self, collection: Collection) -> Callable[..., Response]:
+        """GET /ogc/collections/{id}/tiles: the one tileset (OGC API – Tiles)."""
+
+        def tilesets(
+            request: Request, principal: CurrentPrincipal, settings: SettingsDep
+        ) -> Response:
+            _require(collection, principal)
+            _tile_params(request)
+            links = Links(request, settings)
+            here = f"{self.prefix}/collections/{collection.id}/tiles/{tiles.TILE_MATRIX_SET}"
+            query = request.url.query
+            template = links.href(here, "") + "/{tileMatrix}/{tileRow}/{tileCol}"
+            tilejson = links.href(f"{here}/tilejson.json", query)
+            return _answer(
+                {
+                    "links": [links.same(request, "self", JSON, "This document")],
+                    "tilesets": [
+                        {
+                            "title": collection.title,
+                            "dataType": "vector",
+                            "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+                            "tileMatrixSetURI": tiles.TILE_MATRIX_SET_URI,
+                            "links": [
+                                {
+                                    "href": template + (f"?{query}" if query else ""),
+                                    "rel": "item",
+                                    "type": tiles.MEDIA_TYPE,
+                                    "templated": True,
+                                    "title": "A tile",
+                                },
+                                {
+                                    "href": tilejson,
+                                    "rel": "describedby",
+                                    "type": JSON,
+                                    "title": "TileJSON 3.0",
+                                },
+                            ],
+                        }
+                    ],
+                }
+            )
+
+        return tilesets
+
+    def tilejson(self, collection: Collection) -> Callable[..., Response]:
+        """GET …/tiles/WebMercatorQuad/tilejson.json: what a web map needs to draw the layer."""
+
+        def tilejson(
+            request: Request,
+            principal: CurrentPrincipal,
+            session: SessionDep,
+            deployment: DeploymentDep,
+            settings: SettingsDep,
+        ) -> Response:
+            _require(collection, principal)
+            conn = session.connection()
+            current = deployment.get(conn)
+            srid = current.srid
+            selection = _tile_selection(request, collection, principal, current)
+            here = f"{self.prefix}/collections/{collection.id}/tiles/{tiles.TILE_MATRIX_SET}"
+            runs = tiles.selected_runs(
+                conn, collection, principal.role, principal.organisation_id, srid, selection
+            )
+
+            def build() -> Response:
+                bbox, _ = query.extent(
+                    conn, collection, principal.role, principal.organisation_id, srid
+                )
+                links = Links(request, settings)
+                query_string = request.url.query
+                template = links.href(here) + "/{z}/{y}/{x}"
+                doc = {
+                    "tilejson": "3.0.0",
+                    "name": collection.title,
+                    "description": collection.description,
+                    "scheme": "xyz",
+                    "tiles": [template + (f"?{query_string}" if query_string else "")],
+                    "minzoom": tiles.MIN_ZOOM,
+                    "maxzoom": tiles.MAX_ZOOM,
+                    "bounds": bbox or [-180.0, -85.0511287798066, 180.0, 85.0511287798066],
+                    "vector_layers": [
+                        {
+                            "id": collection.id,
+                            "description": collection.description,
+                            "minzoom": tiles.MIN_ZOOM,
+                            "maxzoom": tiles.MAX_ZOOM,
+                            "fields": tiles.tile_fields(collection, principal.role),
+                        }
+                    ],
+                }
+                return _answer(doc)
+
+            return cached(request, etag(request, collection.id, principal, runs), build)
+
+        return tilejson
+
+    def tile(self, collection: Collection) -> Callable[..., Response]:
+        """GET …/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}."""
+
+        def tile(
+            request: Request,
+            tileMatrix: int,  # noqa: N803 (OGC API – Tiles' names)
+            tileRow: int,  # noqa: N803
+            tileCol: int,  # noqa: N803
+            principal: CurrentPrincipal,
+            session: SessionDep,
+            deployment: DeploymentDep,
+        ) -> Response:
+            _require(collection, principal)
+            where = tiles.Tile.checked(tileMatrix, tileRow, tileCol)
+            conn = session.connection()
+            current = deployment.get(conn)
+            srid = current.srid
+            selection = _tile_selection(request, collection, principal, current)
+            org, role = principal.organisation_id, principal.role
+            runs = tiles.selected_runs(conn, collection, role, org, srid, selection)
+
+            def build() -> Response:
+                made = tiles.read_tile(conn, collection, role, org, srid, where, selection)
+                return Response(made, media_type=tiles.MEDIA_TYPE)
+
+            return cached(request, etag(request, collection.id, principal, runs), build)
+
+        return tile
+
+
+def _tile_params(request: Request) -> None:
+    """Refuse what a tile request cannot take: it names runs only (area, profile, week, run)."""
+    refuse_unknown(request.query_params, ("f", *tiles.RUN_SELECTORS))
+    read_format(request.query_params)
+
+
+def _tile_selection(
+    request: Request, collection: Collection, principal: Principal, current: Any
+) -> ItemsQuery:
+    """The runs a tile request names, read as items' `name=value` parameters."""
+    _tile_params(request)
+    return read_items_query(
+        request.query_params, collection, principal.role, current.srid, current.timezone, 1
+    )
 
 
 def link_header(links: list[dict[str, str]]) -> str:

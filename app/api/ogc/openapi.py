@@ -145,6 +145,15 @@ def items_parameters(collection: Collection) -> list[dict[str, Any]]:
     return [*(ref(n) for n in ITEMS_REFS), *filters]
 
 
+def run_selectors(collection: Collection) -> list[dict[str, Any]]:
+    """The parameters of a run layer's tiles: which runs (area, profile, week, run)."""
+    return [
+        p
+        for p in items_parameters(collection)
+        if p.get("name") in ("area", "profile", "week", "run")
+    ]
+
+
 def document(
     routes: Iterable[BaseRoute], max_limit: int, title: str, version: str
 ) -> dict[str, Any]:

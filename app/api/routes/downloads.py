@@ -12,6 +12,7 @@ trail as `layer.export`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from app.access import audit
 from app.access.auth import Principal
 from app.access.coverage import covers
 from app.api import layer_files
+from app.api.caching import cached, etag
 from app.api.deps import CurrentPrincipal, DeploymentDep, SessionDep, request_id
 from app.api.layer_files import LayerRequest
 from app.api.ogc.collections import COLLECTIONS, Collection
@@ -37,6 +39,7 @@ GEOPACKAGE = "application/geopackage+sqlite3"
 CSV = "text/csv; charset=utf-8"
 LAYERS = {c.id: c for c in COLLECTIONS if c.layer is not None}
 LAYER_NAMES = ", ".join(LAYERS)
+Encoder = Callable[[Collection, Principal, list[dict[str, Any]], int], bytes]
 UNSAFE_IN_NAMES = re.compile(r"[^\w.-]", re.ASCII)
 
 AreaCode = Annotated[str, Path(max_length=64, description="the area's code, e.g. 1285")]
@@ -63,17 +66,29 @@ def layer_request(
 
 @dataclass(frozen=True)
 class Download:
-    """The caller's features of one layer, area and request, for any of the formats."""
+    """One layer, area and request of a caller: its ETag, and its features when they are
+    needed (not for a 304)."""
 
     collection: Collection
     principal: Principal
     srid: int
-    rows: list[dict[str, Any]]
+    etag: str
+    read: Callable[[], list[dict[str, Any]]]
     name: str  # of the file, without its extension
 
-    def headers(self, extension: str) -> dict[str, str]:
-        """The answer's headers: a file to save, named <code>-<layer>-<week>.<extension>."""
-        return {"Content-Disposition": f'attachment; filename="{self.name}.{extension}"'}
+    def answer(
+        self, request: Request, extension: str, media_type: str, encode: Encoder
+    ) -> Response:
+        """The file (or 304), named <code>-<layer>-<week>.<extension>."""
+
+        def build() -> Response:
+            body = encode(self.collection, self.principal, self.read(), self.srid)
+            disposition = f'attachment; filename="{self.name}.{extension}"'
+            return Response(
+                body, media_type=media_type, headers={"Content-Disposition": disposition}
+            )
+
+        return cached(request, self.etag, build)
 
 
 def _collection(layer: str, principal: Principal) -> Collection:
@@ -107,20 +122,25 @@ def read_download(
     runs = layer_files.published_runs(conn, collection, principal, srid, asked)
     if not runs:
         raise NotFound(asked.missing(collection), missing="published run")
-    rows = layer_files.read_layer(conn, collection, principal, srid, asked.area, runs)
-    if principal.role is Role.analyst and any(r.raw for r in runs):
-        audit.record(
-            session,
-            principal,
-            "layer.export",
-            endpoint=request.url.path,
-            request_id=request_id(request),
-            filters={"layer": collection.id, **asked.selection},
-            row_count=len(rows),
-        )
+
+    def read() -> list[dict[str, Any]]:
+        rows = layer_files.read_layer(conn, collection, principal, srid, asked.area, runs)
+        if principal.role is Role.analyst and any(r.raw for r in runs):
+            audit.record(
+                session,
+                principal,
+                "layer.export",
+                endpoint=request.url.path,
+                request_id=request_id(request),
+                filters={"layer": collection.id, **asked.selection},
+                row_count=len(rows),
+            )
+        return rows
+
     weeks = "_".join(sorted({r.week for r in runs}))
     name = UNSAFE_IN_NAMES.sub("_", f"{asked.area}-{collection.id}-{weeks}")
-    return Download(collection, principal, srid, rows, name)
+    tag = etag(request, collection.id, principal, runs)
+    return Download(collection, principal, srid, tag, read, name)
 
 
 DownloadDep = Annotated[Download, Depends(read_download)]
@@ -132,12 +152,10 @@ DownloadDep = Annotated[Download, Depends(read_download)]
     response_class=Response,
     responses={200: {"content": {GEOJSON: {}}}},
 )
-def layer_geojson(download: DownloadDep) -> Response:
+def layer_geojson(request: Request, download: DownloadDep) -> Response:
     """Return every feature of the area's published run of the layer (or of `week`, `run`,
     `profile`) as one RFC 7946 FeatureCollection, the features of /ogc items."""
-    d = download
-    body = layer_files.to_geojson(d.collection, d.principal, d.rows, d.srid)
-    return Response(body, media_type=GEOJSON, headers=d.headers("geojson"))
+    return download.answer(request, "geojson", GEOJSON, layer_files.to_geojson)
 
 
 @router.get(
@@ -146,12 +164,10 @@ def layer_geojson(download: DownloadDep) -> Response:
     response_class=Response,
     responses={200: {"content": {GEOPACKAGE: {}}}},
 )
-def layer_geopackage(download: DownloadDep) -> Response:
+def layer_geopackage(request: Request, download: DownloadDep) -> Response:
     """Return the same features as a GeoPackage in the deployment's storage CRS (EPSG:3006 by
     default), one layer named as the collection."""
-    d = download
-    body = layer_files.to_geopackage(d.collection, d.principal, d.rows, d.srid)
-    return Response(body, media_type=GEOPACKAGE, headers=d.headers("gpkg"))
+    return download.answer(request, "gpkg", GEOPACKAGE, layer_files.to_geopackage)
 
 
 @router.get(
@@ -160,9 +176,7 @@ def layer_geopackage(download: DownloadDep) -> Response:
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}}},
 )
-def layer_csv(download: DownloadDep) -> Response:
+def layer_csv(request: Request, download: DownloadDep) -> Response:
     """Return the same features as CSV (';', a BOM): `id`, the properties, and `wkt`, the
     geometry as WKT in CRS84 (lon lat), as the GeoJSON's coordinates."""
-    d = download
-    body = layer_files.to_csv(d.collection, d.principal, d.rows, d.srid)
-    return Response(body, media_type=CSV, headers=d.headers("csv"))
+    return download.answer(request, "csv", CSV, layer_files.to_csv)
