@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import mapbox_vector_tile
 import pytest
 from sqlalchemy import text
 
@@ -122,7 +123,7 @@ def test_switching_weeks_reads_that_weeks_run(page: Any, server: str, web: Web) 
     log_in(page, server, web.token(*VIEWER))
     week47 = api(page, server, "/api/v1/lagesbild", week="2026-W47")["run"]["id"]
     with page.expect_response(
-        lambda r: "/ogc/collections/hotspots/items" in r.url and f"run={week47}" in r.url
+        lambda r: "/ogc/collections/hotspots/tiles/" in r.url and f"run={week47}" in r.url
     ):
         page.select_option("#week", "2026-W47")
     wait_ready(page)
@@ -191,9 +192,16 @@ def test_a_viewers_page_requests_hold_no_raw_incident_data(
     page.select_option("#week", "2026-W47")
     wait_ready(page)
     read = [a for a in answers if "/ogc/" in a.url or "/api/" in a.url]
-    assert any("/collections/hotspots/items" in a.url for a in read)
+    tiles = [a for a in read if "/tiles/WebMercatorQuad/" in a.url and a.status == 200]
+    assert any("/collections/hotspots/tiles/" in a.url for a in tiles)
     assert not [a.url for a in read if "/collections/incidents" in a.url]
-    for answer in read:
+    for answer in tiles:  # Mapbox Vector Tiles: decoded, not read as text
+        for layer in mapbox_vector_tile.decode(answer.body()).values():
+            for feature in layer["features"]:
+                assert feature["geometry"]["type"] != "Point", answer.url
+                assert feature["properties"].get("audience") in (None, "viewer"), answer.url
+                assert "stats" not in feature["properties"], answer.url
+    for answer in (a for a in read if a not in tiles):
         body = answer.text()
         for raw in ('"Point"', "Demodata", "demo-1285-", '"audience":"analyst"', "busiest_hour"):
             assert raw not in body, (answer.url, raw)

@@ -1,8 +1,9 @@
 // The map page: the week's lägesbild of an area, from the published run the caller may see.
 //
 // Beside the map, /api/v1/lagesbild gives the ranked hotspots, what changed, the figures and
-// the run's provenance (the text alternative to the map). On the map, each layer is read from
-// OGC API – Features items of that run (PagedFeatures). The URL holds area, week, profile,
+// the run's provenance (the text alternative to the map). On the map, each run layer is drawn
+// from that run's vector tiles (TiledFeatures); boundaries and raw incidents from OGC API –
+// Features items (PagedFeatures). The URL holds area, week, profile,
 // layers, map view and the open hotspot, so a link opens the same picture; ?print=1 is the
 // A4 print view.
 
@@ -77,9 +78,9 @@ function say(text) {
 }
 
 // A layer's features from paged OGC API items: the items in the view (padded by half a view
-// each way), PAGE_SIZE a page, `next` links followed. Vector tiles of the same collection
-// (/ogc/collections/{id}/tiles/WebMercatorQuad/{z}/{y}/{x}) can take its place: the style
-// layers read the same properties, and only sourceSpec() and refresh() change.
+// each way), PAGE_SIZE a page, `next` links followed. The boundaries and the raw incidents are
+// read so; the run layers come as vector tiles (TiledFeatures), whose style layers read the
+// same properties.
 class PagedFeatures {
   constructor(map, collection, params = {}) {
     this.map = map;
@@ -135,6 +136,50 @@ class PagedFeatures {
     this.loaded = box;
     return true;
   }
+}
+
+// A run layer's features from its vector tiles (/ogc/collections/{id}/tiles/WebMercatorQuad):
+// MapLibre asks for the tiles of the view itself, the browser keeps them (ETag, private), and
+// each feature's id is the same at every zoom, so feature state (hotspot labels) stays put.
+class TiledFeatures {
+  constructor(map, collection, params = {}) {
+    this.map = map;
+    this.collection = collection;
+    this.params = params;
+    this.changed = true; // the run changed since the last refresh
+    this.count = 0;
+    this.complete = true; // tiles hold every feature of their box
+  }
+
+  get sourceId() { return `tiles-${this.collection}`; }
+
+  get sourceLayer() { return this.collection; }
+
+  url() {
+    const q = new URLSearchParams(this.params).toString();
+    return `${location.origin}${BASE}/ogc/collections/${this.collection}/tiles/WebMercatorQuad/{z}/{y}/{x}${q ? `?${q}` : ""}`;
+  }
+
+  sourceSpec() { return { type: "vector", tiles: [this.url()], minzoom: 5, maxzoom: 16 }; }
+
+  setParams(params) {
+    this.params = params;
+    this.changed = true;
+    const source = this.map.getSource(this.sourceId);
+    if (source) source.setTiles([this.url()]);
+  }
+
+  async refresh() {
+    if (!this.changed) return false;
+    this.changed = false;
+    const idle = new Promise((resolve) => this.map.once("idle", resolve));
+    this.map.triggerRepaint();
+    await idle;
+    this.count = this.map.querySourceFeatures(this.sourceId, { sourceLayer: this.sourceLayer }).length;
+    return true;
+  }
+
+  features() { return this.map.querySourceFeatures(this.sourceId, { sourceLayer: this.sourceLayer }); }
 }
 
 function contains(outer, inner) {
@@ -246,10 +291,12 @@ function addLayers() {
   sources.kommun = boundary;
   sources.tatort = tatort;
   for (const id of DRAW_ORDER) {
-    sources[id] = new PagedFeatures(map, id, {});
+    // the raw incidents are no run layer and have no tiles: they stay paged items
+    sources[id] = id === "incidents" ? new PagedFeatures(map, id, {}) : new TiledFeatures(map, id, {});
     map.addSource(sources[id].sourceId, sources[id].sourceSpec());
+    const from = sources[id].sourceLayer ? { "source-layer": sources[id].sourceLayer } : {};
     for (const style of LAYER_STYLES[id]) {
-      map.addLayer({ ...style, source: sources[id].sourceId, layout: { visibility: "none" } });
+      map.addLayer({ ...style, ...from, source: sources[id].sourceId, layout: { visibility: "none" } });
     }
   }
   map.addSource(boundary.sourceId, boundary.sourceSpec());
@@ -300,7 +347,7 @@ async function refreshLayers() {
 function afterLoad(id) {
   if (id === "hotspots") markHotspots();
   if (id === "density") {
-    const values = map.querySourceFeatures(sources.density.sourceId).map((f) => f.properties.density).filter(Number.isFinite);
+    const values = sources.density.features().map((f) => f.properties.density).filter(Number.isFinite);
     const top = values.length ? Math.max(...values) : 1;
     map.setPaintProperty("density-fill", "fill-color", ["interpolate", ["linear"], ["get", "density"], 0, "#ffffcc", top / 2, "#fd8d3c", top, "#bd0026"]);
     sources.density.top = top;
@@ -318,14 +365,15 @@ function showLayers() {
 function useRun() {
   for (const id of DRAW_ORDER) {
     if (allowed().has(id)) sources[id].setParams(runParams(id));
-    else map.getSource(sources[id].sourceId).setData(EMPTY);
+    else if (!sources[id].sourceLayer) map.getSource(sources[id].sourceId).setData(EMPTY);
   }
 }
 
 function markHotspots() {
   for (const h of picture.hotspots) {
     if (h.id == null) continue;
-    map.setFeatureState({ source: sources.hotspots.sourceId, id: h.id }, { label: h.label, selected: h.key === state.hotspot });
+    const where = { source: sources.hotspots.sourceId, sourceLayer: sources.hotspots.sourceLayer, id: h.id };
+    map.setFeatureState(where, { label: h.label, selected: h.key === state.hotspot });
   }
 }
 
