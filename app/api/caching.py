@@ -19,12 +19,16 @@ from fastapi.responses import Response
 from app.access.auth import Principal
 
 
-def etag(request: Request, layer: str, principal: Principal, runs: Sequence[Any]) -> str:
+def etag(
+    request: Request, layer: str, principal: Principal, runs: Sequence[Any], base: str = ""
+) -> str:
     """A strong ETag of an answer made from published runs: what it reads (the runs, and which
-    version of each the caller gets), who asks (role, organisation) and what it asks."""
+    version of each the caller gets), who asks (role, organisation), what it asks, and the base
+    of the answer's absolute links when it has any."""
     said = orjson.dumps(
         [
             request.app.version,
+            base,
             layer,
             principal.role.value,
             principal.organisation_id,

@@ -270,3 +270,24 @@ def test_the_tileset_list_links_the_tiles_and_the_tilejson(
     rels = {link["rel"]: link["href"] for link in tileset["links"]}
     assert rels["item"].endswith("/{tileMatrix}/{tileRow}/{tileCol}?area=" + AREA_A)
     assert get(ogc_client, ogc, rels["describedby"], VIEWER).json()["tilejson"] == "3.0.0"
+
+
+def test_items_of_a_run_layer_have_an_etag_too_and_items_of_incidents_none(
+    ogc: Ogc, ogc_client: TestClient
+) -> None:
+    first = get(ogc_client, ogc, "/ogc/collections/hotspots/items", VIEWER, area=AREA_A)
+    tag = first.headers["etag"]
+    again = ogc_client.get(
+        "/ogc/collections/hotspots/items",
+        params={"area": AREA_A},
+        headers={**ogc.headers(*VIEWER), "If-None-Match": tag},
+    )
+    assert again.status_code == 304 and again.headers["etag"] == tag
+    proxied = ogc_client.get(  # other absolute links: another answer
+        "/ogc/collections/hotspots/items",
+        params={"area": AREA_A},
+        headers={**ogc.headers(*VIEWER), "If-None-Match": tag, "Host": "elsewhere.example"},
+    )
+    assert proxied.status_code == 200 and proxied.headers["etag"] != tag
+    raw = get(ogc_client, ogc, "/ogc/collections/incidents/items", ANALYST, limit=1)
+    assert raw.status_code == 200 and "etag" not in raw.headers

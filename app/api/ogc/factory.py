@@ -398,51 +398,62 @@ class OgcFeatures:
                 current.timezone,
                 settings.max_page_size,
             )
-            page = _database_checked(
-                lambda: query.read_page(
-                    conn,
-                    collection,
-                    principal.role,
-                    principal.organisation_id,
-                    current.srid,
-                    asked,
+
+            def build() -> Response:
+                page = _database_checked(
+                    lambda: query.read_page(
+                        conn,
+                        collection,
+                        principal.role,
+                        principal.organisation_id,
+                        current.srid,
+                        asked,
+                    )
                 )
-            )
-            found = encode.features(collection, principal.role, page.rows, asked.crs, current.srid)
-            if collection.raw_incidents:
-                filters = {"collection": collection.id, **dict(request.query_params)}
-                audit.record(
-                    session,
-                    principal,
-                    "incident.read",
-                    endpoint=request.url.path,
-                    request_id=request_id(request),
-                    filters=filters,
-                    row_count=len(found),
+                found = encode.features(
+                    collection, principal.role, page.rows, asked.crs, current.srid
                 )
-            links = Links(request, settings)
-            here = f"{self.prefix}/collections/{collection.id}"
-            page_links = [
-                links.same(request, "self", GEOJSON, "This page"),
-                links.to(here, "collection", JSON, collection.title),
-                links.to(f"{here}/queryables", QUERYABLES_REL, SCHEMA_JSON, "Queryables"),
-            ]
-            if page.rows and page.after:
-                cursor = query.next_cursor(page, collection, asked, forward=True)
-                page_links.append(links.same(request, "next", GEOJSON, "Next page", cursor))
-            if page.rows and page.before:
-                cursor = query.next_cursor(page, collection, asked, forward=False)
-                page_links.append(links.same(request, "prev", GEOJSON, "Previous page", cursor))
-            counts = {"numberMatched": page.matched} if page.matched is not None else {}
-            body = feature_collection(
-                found,
-                timeStamp=_stamp(),
-                **counts,
-                numberReturned=len(found),
-                links=page_links,
-            )
-            headers = {"Content-Crs": f"<{asked.crs.uri}>", "Link": link_header(page_links)}
-            return _answer(body, GEOJSON, **headers)
+                if collection.raw_incidents:
+                    filters = {"collection": collection.id, **dict(request.query_params)}
+                    audit.record(
+                        session,
+                        principal,
+                        "incident.read",
+                        endpoint=request.url.path,
+                        request_id=request_id(request),
+                        filters=filters,
+                        row_count=len(found),
+                    )
+                links = Links(request, settings)
+                here = f"{self.prefix}/collections/{collection.id}"
+                page_links = [
+                    links.same(request, "self", GEOJSON, "This page"),
+                    links.to(here, "collection", JSON, collection.title),
+                    links.to(f"{here}/queryables", QUERYABLES_REL, SCHEMA_JSON, "Queryables"),
+                ]
+                if page.rows and page.after:
+                    cursor = query.next_cursor(page, collection, asked, forward=True)
+                    page_links.append(links.same(request, "next", GEOJSON, "Next page", cursor))
+                if page.rows and page.before:
+                    cursor = query.next_cursor(page, collection, asked, forward=False)
+                    page_links.append(links.same(request, "prev", GEOJSON, "Previous page", cursor))
+                counts = {"numberMatched": page.matched} if page.matched is not None else {}
+                body = feature_collection(
+                    found,
+                    timeStamp=_stamp(),
+                    **counts,
+                    numberReturned=len(found),
+                    links=page_links,
+                )
+                headers = {"Content-Crs": f"<{asked.crs.uri}>", "Link": link_header(page_links)}
+                return _answer(body, GEOJSON, **headers)
+
+            if collection.layer is None:  # no published run to name the answer after
+                return build()
+            org, srid = principal.organisation_id, current.srid
+            runs = tiles.selected_runs(conn, collection, principal.role, org, srid, asked)
+            tag = etag(request, collection.id, principal, runs, Links(request, settings).base)
+            return cached(request, tag, build)
 
         return items
 
@@ -597,11 +608,12 @@ class OgcFeatures:
                 conn, collection, principal.role, principal.organisation_id, srid, selection
             )
 
+            links = Links(request, settings)
+
             def build() -> Response:
                 bbox, _ = query.extent(
                     conn, collection, principal.role, principal.organisation_id, srid
                 )
-                links = Links(request, settings)
                 query_string = request.url.query
                 template = links.href(here) + "/{z}/{y}/{x}"
                 doc = {
@@ -625,7 +637,8 @@ class OgcFeatures:
                 }
                 return _answer(doc)
 
-            return cached(request, etag(request, collection.id, principal, runs), build)
+            tag = etag(request, collection.id, principal, runs, links.base)
+            return cached(request, tag, build)
 
         return tilejson
 
