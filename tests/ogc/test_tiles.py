@@ -291,3 +291,39 @@ def test_items_of_a_run_layer_have_an_etag_too_and_items_of_incidents_none(
     assert proxied.status_code == 200 and proxied.headers["etag"] != tag
     raw = get(ogc_client, ogc, "/ogc/collections/incidents/items", ANALYST, limit=1)
     assert raw.status_code == 200 and "etag" not in raw.headers
+
+
+def test_a_box_on_cell_edges_gets_every_cell_that_meets_it_even_by_an_edge(
+    ogc: Ogc, ogc_client: TestClient
+) -> None:
+    """Cells are found by their index under a box (app.api.ogc.collections.CellRows); the
+    answer must still be every cell whose square meets the box, counted here from the table."""
+    run, size = ogc.rows(
+        "SELECT c.run_id, min(c.cell_size_m) FROM est.density_cell c "
+        "JOIN est.layer_current lc ON lc.run_id = c.run_id AND lc.layer = 'density' "
+        "JOIN est.hotspot_run r ON r.id = c.run_id JOIN est.area a ON a.id = r.area_id "
+        "WHERE a.code = :a GROUP BY c.run_id",
+        a=AREA_A,
+    )[0]
+    cells = np.array(ogc.rows("SELECT ix, iy FROM est.density_cell WHERE run_id = :r", r=run))
+    ix, iy = (int(np.median(cells[:, 0])), int(np.median(cells[:, 1])))
+    x0, y0 = ix * size, iy * size  # on cell edges: the cells before touch the box
+    x1, y1 = x0 + 7 * size, y0 + 5 * size
+    meets = (
+        ((cells[:, 0] + 1) * size >= x0)
+        & (cells[:, 0] * size <= x1)
+        & ((cells[:, 1] + 1) * size >= y0)
+        & (cells[:, 1] * size <= y1)
+    )
+    expected = {f"{run}:{size}:{a}:{b}" for a, b in cells[meets].tolist()}
+    found = all_features(
+        ogc_client,
+        ogc,
+        "/ogc/collections/density/items",
+        ANALYST,
+        run=run,
+        bbox=f"{y0},{x0},{y1},{x1}",
+        **{"bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/3006"},
+    )
+    assert len(expected) > 40
+    assert {str(f["id"]) for f in found} == expected

@@ -14,7 +14,7 @@ saying which version the caller gets); incidents read the visibility rule of app
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
@@ -62,6 +62,45 @@ class Source:
     rows: str  # FROM … WHERE … (without the words FROM)
     geometry: str  # in the storage CRS
     columns: Mapping[str, str]  # property or id column → SQL of its value
+    cells: CellRows | None = None  # a grid layer's cells: how a box finds them by their index
+
+
+@dataclass(frozen=True)
+class CellRows:
+    """The rows of a grid layer (`table` as `c`, joined to `runs r`), for a box.
+
+    A cell's square is computed, not stored, so no spatial index can answer a box. The table's
+    primary key (run, [layer,] cell size, ix, iy) can: for each run and each of its cell sizes
+    (found by a loose index scan, a few index probes) the columns and rows under the box are
+    index ranges. The square is still tested against the box afterwards.
+    """
+
+    table: str  # e.g. est.density_cell (read as c)
+    where: str  # what else its rows meet, over c (e.g. c.layer = 'density')
+    sees: str  # which runs' rows this audience gets, over r
+
+    def rows(self, x0: str, y0: str, x1: str, y1: str) -> str:
+        """FROM … WHERE … of the cells of the selected runs whose squares may meet the box
+        (x0, y0, x1, y1: placeholders of its bounds in the storage CRS)."""
+        one = f"FROM {self.table} c WHERE c.run_id = r.run_id AND {self.where}"
+        sizes = f"""WITH RECURSIVE s(size) AS (
+                SELECT min(c.cell_size_m) {one}
+                UNION ALL
+                SELECT (SELECT min(c.cell_size_m) {one} AND c.cell_size_m > s.size)
+                FROM s WHERE s.size IS NOT NULL)
+            SELECT size FROM s WHERE size IS NOT NULL"""
+
+        def span(low: str, high: str, column: str) -> str:
+            # from the cell before: a square whose edge touches the box meets it
+            first, last = f"floor({low} / sz.size)::int - 1", f"floor({high} / sz.size)::int"
+            return f"{column} BETWEEN {first} AND {last}"
+
+        return (
+            f"runs r CROSS JOIN LATERAL ({sizes}) sz "
+            f"JOIN {self.table} c ON c.run_id = r.run_id AND c.cell_size_m = sz.size "
+            f"AND {span(x0, x1, 'c.ix')} AND {span(y0, y1, 'c.iy')} "
+            f"WHERE {self.sees} AND {self.where}"
+        )
 
 
 @dataclass(frozen=True)
@@ -174,7 +213,8 @@ def cell_source(
 ) -> Source:
     """A source of a grid layer: cells of a run's table, their squares as geometry."""
     cells = {"cell_size_m": "c.cell_size_m", "ix": "c.ix", "iy": "c.iy", **columns}
-    return run_source(audience, f"{table} c", where, CELL_GEOMETRY, cells)
+    source = run_source(audience, f"{table} c", where, CELL_GEOMETRY, cells)
+    return replace(source, cells=CellRows(table, where, SEES_RUN[audience]))
 
 
 def viewer_cells(layer: str, columns: dict[str, str]) -> Source:

@@ -92,14 +92,23 @@ class Statement:
             names.update(dict.fromkeys(source.columns))
         return list(names)
 
-    def stacked(self, selection: dict[str, Any], mode: RunMode) -> tuple[str, str]:
-        """The WITH … and FROM (…) AS v parts: the caller's rows of the selected runs."""
+    def stacked(
+        self, selection: dict[str, Any], mode: RunMode, box: shapely.Geometry | None = None
+    ) -> tuple[str, str]:
+        """The WITH … and FROM (…) AS v parts: the caller's rows of the selected runs (of grid
+        layers: only the cells whose index places them near `box`, when one is given)."""
         names = self.columns
         branches = []
+        bounds = None
+        if box is not None:
+            bounds = [self.bindings.bind(float(v), "double precision") for v in box.bounds]
         for source in self.sources:
             values = [f'{self._value(source, n)} AS "{n}"' for n in names]
             values.append(f"{source.geometry} AS geom")
-            branches.append(f"SELECT {', '.join(values)} FROM {source.rows}")
+            rows = source.rows
+            if bounds is not None and source.cells is not None:
+                rows = source.cells.rows(*bounds)
+            branches.append(f"SELECT {', '.join(values)} FROM {rows}")
         rows = f"FROM ({' UNION ALL '.join(branches)}) AS v"
         if self.collection.layer is None:
             return "", rows
@@ -238,7 +247,7 @@ def read_page(
 ) -> Page:
     """A page of the caller's features under the request's filters, and the number matched."""
     statement = Statement.of(collection, role, srid, org)
-    ctes, rows_of = statement.stacked(query.equals, run_mode(query))
+    ctes, rows_of = statement.stacked(query.equals, run_mode(query), query.bbox)
     where = statement.conditions(query)
     keys = sort_keys(collection, query)
     cursor = read_cursor(query.cursor, statement.key_types(keys))

@@ -129,7 +129,7 @@ def read_tile(
         limit=1, crs=offered_crs(srid)[0], bbox=tile.storage_box(srid), equals=selection.equals
     )
     statement = query.Statement.of(collection, role, srid, org)
-    ctes, rows_of = statement.stacked(asked.equals, query.run_mode(asked))
+    ctes, rows_of = statement.stacked(asked.equals, query.run_mode(asked), asked.bbox)
     where = " AND ".join(statement.conditions(asked))
     fid, mvt_id = _feature_id(collection)
     names = [n for n in tile_fields(collection, role) if n != "fid"]
