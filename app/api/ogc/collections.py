@@ -95,10 +95,13 @@ class CellRows:
             first, last = f"floor({low} / sz.size)::int - 1", f"floor({high} / sz.size)::int"
             return f"{column} BETWEEN {first} AND {last}"
 
+        # LATERAL twice: per run and size, one range scan of the key (a join the planner
+        # could turn into a scan of every cell of the run and a hash)
         return (
             f"runs r CROSS JOIN LATERAL ({sizes}) sz "
-            f"JOIN {self.table} c ON c.run_id = r.run_id AND c.cell_size_m = sz.size "
-            f"AND {span(x0, x1, 'c.ix')} AND {span(y0, y1, 'c.iy')} "
+            f"CROSS JOIN LATERAL (SELECT * FROM {self.table} c "
+            f"WHERE c.run_id = r.run_id AND c.cell_size_m = sz.size "
+            f"AND {span(x0, x1, 'c.ix')} AND {span(y0, y1, 'c.iy')}) c "
             f"WHERE {self.sees} AND {self.where}"
         )
 
