@@ -93,7 +93,7 @@ CHICAGO ?= ../shared/data/chicago-2017/chicago_crimes_2017.csv.gz
 bench: venv
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
-	@for b in bench_dbscan bench_kde bench_gistar bench_emerging bench_reads bench_startup bench_recompute bench_map; do \
+	@for b in bench_dbscan bench_kde bench_gistar bench_emerging bench_reads bench_startup bench_recompute bench_map bench_tiles; do \
 	  echo "== $$b"; $(BIN)/python bench/$$b.py || exit 1; done
 	@if [ -f "$(CHICAGO)" ]; then \
 	  for b in bench_readers bench_ingest evaluate_chicago bench_serving; do \
