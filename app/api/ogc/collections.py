@@ -92,7 +92,7 @@ class CellRows:
 
         def span(low: str, high: str, column: str) -> str:
             # from the cell before: a square whose edge touches the box meets it
-            first, last = f"floor({low} / sz.size)::int - 1", f"floor({high} / sz.size)::int"
+            first, last = f"floor({low} / sz.size)::bigint - 1", f"floor({high} / sz.size)::bigint"
             return f"{column} BETWEEN {first} AND {last}"
 
         # LATERAL twice: per run and size, one range scan of the key (a join the planner

@@ -101,7 +101,9 @@ class Statement:
         branches = []
         bounds = None
         if box is not None:
-            bounds = [self.bindings.bind(float(v), "double precision") for v in box.bounds]
+            # held within ±1e12 m, so a cell index of any box fits a bigint
+            held = [min(max(float(v), -1e12), 1e12) for v in box.bounds]
+            bounds = [self.bindings.bind(v, "double precision") for v in held]
         for source in self.sources:
             values = [f'{self._value(source, n)} AS "{n}"' for n in names]
             values.append(f"{source.geometry} AS geom")
