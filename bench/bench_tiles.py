@@ -486,11 +486,14 @@ def main() -> int:
     tiles = [r for r in rows if r.peer is not None]
     met = [r for r in tiles if p99_ms(r.load) < GOAL_P99_MS]
     worst = max(tiles, key=lambda r: p99_ms(r.load))
+    slowest = p99_ms(worst.load)
     print(
         f"\ngoal p99 < {GOAL_P99_MS:.0f} ms at {GOAL_CLIENTS} clients"
         + ("" if args.clients == GOAL_CLIENTS else f" (measured at {args.clients})")
         + f": {'met' if len(met) == len(tiles) else 'NOT met'}, {len(met)} of {len(tiles)} "
-        f"lines under it; worst p99 {p99_ms(worst.load):.1f} ms ({worst.dataset} "
+        f"lines under it; worst p99 "
+        + (f"{slowest:.1f} ms" if slowest < math.inf else "none finished")
+        + f" ({worst.dataset} "
         f"{worst.collection} {worst.band}, {worst.caller}); {time.perf_counter() - began:.0f} s "
         "in all"
     )
