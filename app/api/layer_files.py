@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import shapely
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from app.access.auth import Principal
 from app.api.ogc import query
@@ -60,28 +60,12 @@ class LayerRequest:
         return said
 
 
-@dataclass(frozen=True)
-class PublishedRun:
-    """A run a download reads: its id, its week (or tertial), and whether the caller's grants
-    cover its whole area raw (then an analyst gets the analyst version: hulls, exact counts)."""
-
-    id: int
-    week: str
-    raw: bool
-
-
 def published_runs(
     conn: Connection, collection: Collection, principal: Principal, srid: int, asked: LayerRequest
-) -> list[PublishedRun]:
+) -> list[query.SelectedRun]:
     """The runs of the request that the caller may read, as /ogc items select them."""
-    statement = query.Statement.of(collection, principal.role, srid, principal.organisation_id)
-    mode = query.run_mode(_items(srid, asked.selection))
-    ctes, _ = statement.stacked(asked.selection, mode)
-    rows = conn.execute(
-        text(f"{ctes} SELECT r.run_id, r.week, r.raw FROM runs r ORDER BY r.run_id"),
-        statement.bindings.values,
-    )
-    return [PublishedRun(int(r.run_id), str(r.week), bool(r.raw)) for r in rows]
+    role, org = principal.role, principal.organisation_id
+    return query.selected_runs(conn, collection, role, org, srid, _items(srid, asked.selection))
 
 
 def read_layer(
@@ -90,7 +74,7 @@ def read_layer(
     principal: Principal,
     srid: int,
     area: str,
-    runs: list[PublishedRun],
+    runs: list[query.SelectedRun],
 ) -> list[dict[str, Any]]:
     """Every feature row of the area in the runs, the caller's version, by run and then id."""
     rows: list[dict[str, Any]] = []

@@ -451,7 +451,7 @@ class OgcFeatures:
             if collection.layer is None:  # no published run to name the answer after
                 return build()
             org, srid = principal.organisation_id, current.srid
-            runs = tiles.selected_runs(conn, collection, principal.role, org, srid, asked)
+            runs = query.selected_runs(conn, collection, principal.role, org, srid, asked)
             tag = etag(request, collection.id, principal, runs, Links(request, settings).base)
             return cached(request, tag, build)
 
@@ -604,7 +604,7 @@ class OgcFeatures:
             srid = current.srid
             selection = _tile_selection(request, collection, principal, current)
             here = f"{self.prefix}/collections/{collection.id}/tiles/{tiles.TILE_MATRIX_SET}"
-            runs = tiles.selected_runs(
+            runs = query.selected_runs(
                 conn, collection, principal.role, principal.organisation_id, srid, selection
             )
 
@@ -661,7 +661,7 @@ class OgcFeatures:
             srid = current.srid
             selection = _tile_selection(request, collection, principal, current)
             org, role = principal.organisation_id, principal.role
-            runs = tiles.selected_runs(conn, collection, role, org, srid, selection)
+            runs = query.selected_runs(conn, collection, role, org, srid, selection)
 
             def build() -> Response:
                 made = tiles.read_tile(conn, collection, role, org, srid, where, selection)

@@ -300,6 +300,30 @@ def read_page(
     )
 
 
+@dataclass(frozen=True)
+class SelectedRun:
+    """A run a request reads: its id, its week (or tertial), and whether the caller's grants
+    cover its whole area raw (then an analyst gets the analyst version: hulls, exact counts)."""
+
+    id: int
+    week: str
+    raw: bool
+
+
+def selected_runs(
+    conn: Connection, collection: Collection, role: Role, org: int, srid: int, query: ItemsQuery
+) -> list[SelectedRun]:
+    """The runs a request for a run layer reads, as its items select them: what its answer is
+    made of (a file's runs, an ETag)."""
+    statement = Statement.of(collection, role, srid, org)
+    ctes, _ = statement.stacked(query.equals, run_mode(query))
+    rows = conn.execute(
+        text(f"{ctes} SELECT r.run_id, r.week, r.raw FROM runs r ORDER BY r.run_id"),
+        statement.bindings.values,
+    )
+    return [SelectedRun(int(r.run_id), str(r.week), bool(r.raw)) for r in rows]
+
+
 def next_cursor(page: Page, collection: Collection, query: ItemsQuery, forward: bool) -> str:
     """The cursor of the page after (forward) or before this one."""
     row = page.rows[-1] if forward else page.rows[0]

@@ -145,17 +145,3 @@ def read_tile(
         ) t WHERE t.geom IS NOT NULL"""
     made = conn.scalar(text(sql), values)
     return bytes(made) if made is not None else b""
-
-
-def selected_runs(
-    conn: Connection, collection: Collection, role: Role, org: int, srid: int, asked: ItemsQuery
-) -> list[tuple[int, bool]]:
-    """The runs a request for a run layer reads, and whether the caller gets their analyst
-    version: what its answer is made of, and so what its ETag says."""
-    statement = query.Statement.of(collection, role, srid, org)
-    ctes, _ = statement.stacked(asked.equals, query.run_mode(asked))
-    rows = conn.execute(
-        text(f"{ctes} SELECT r.run_id, r.raw FROM runs r ORDER BY r.run_id"),
-        statement.bindings.values,
-    )
-    return [(int(r.run_id), bool(r.raw)) for r in rows]
