@@ -476,13 +476,16 @@ def main() -> int:
     datasets: list[tuple[str, Callable[[str], Dataset]]] = [("demo", prepare_demo)]
     if not args.skip_large:
         datasets.append(("large", lambda url: prepare_large(url, args.incidents)))
-    for name, prepare in datasets:
-        cluster = folder / name
-        url = devdb.start(cluster, devdb.free_port(), "est_bench")
-        try:
-            rows += measure(prepare(url), args, folder)
-        finally:
-            devdb.destroy(cluster)
+    try:
+        for name, prepare in datasets:
+            cluster = folder / name
+            url = devdb.start(cluster, devdb.free_port(), "est_bench")
+            try:
+                rows += measure(prepare(url), args, folder)
+            finally:
+                devdb.destroy(cluster)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     tiles = [r for r in rows if r.peer is not None]
     met = [r for r in tiles if p99_ms(r.load) < GOAL_P99_MS]
     worst = max(tiles, key=lambda r: p99_ms(r.load))
