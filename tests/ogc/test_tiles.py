@@ -19,7 +19,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
-from app.api.ogc.tiles import BUFFER, EXTENT, Tile, lonlat_bounds
+from app.api.ogc.tiles import BUFFER, EXTENT, MERGED_UNITS, Tile, lonlat_bounds
 from geo.crs import transform_geometries
 from tests.ogc.conftest import AREA_A, Ogc, all_features, get
 
@@ -327,3 +327,56 @@ def test_a_box_on_cell_edges_gets_every_cell_that_meets_it_even_by_an_edge(
     )
     assert len(expected) > 40
     assert {str(f["id"]) for f in found} == expected
+
+
+@pytest.mark.parametrize("who", [ANALYST, VIEWER], ids=["analyst", "viewer"])
+def test_a_coarse_density_tile_merges_cells_into_blocks_of_the_coarser_grid(
+    ogc: Ogc, ogc_client: TestClient, centre: tuple[float, float], who: tuple[str, str]
+) -> None:
+    """Where cells would be smaller than MERGED_UNITS of the tile's grid, a density tile holds
+    the cells of a coarser grid (side × 2^k, index >> k): each the mean density and the least
+    isopleth of the items' cells it holds, just large enough to span MERGED_UNITS."""
+    tile = tile_of(*centre, 10)
+    features = decoded(fetch(ogc_client, ogc, "density", tile, who, area=AREA_A).content, "density")
+    inside = items_in(ogc_client, ogc, "density", lonlat_bounds(tile), who)
+    near = items_in(ogc_client, ogc, "density", grown(tile, 1.5 * BUFFER / EXTENT), who)
+    assert features and inside
+    fine = {f["properties"]["cell_size_m"] for f in near.values()}
+    assert len(fine) == 1
+    (size,) = fine
+    blocks: dict[str, list[dict[str, Any]]] = {}
+    shift = None
+    for f in features:
+        p = f["properties"]
+        k = round(math.log2(p["cell_size_m"] / size))
+        assert k >= 1 and p["cell_size_m"] == size << k
+        assert shift in (None, k)  # one zoom, one cell size: one block size
+        shift = k
+        assert p["fid"] == f"{p['run']}:{p['cell_size_m']}:{p['ix']}:{p['iy']}"
+        members = [
+            item["properties"]
+            for item in near.values()
+            if item["properties"]["run"] == p["run"]
+            and (item["properties"]["ix"] >> k, item["properties"]["iy"] >> k) == (p["ix"], p["iy"])
+        ]
+        assert members, p["fid"]
+        blocks[p["fid"]] = members
+        assert p["density"] == pytest.approx(np.mean([m["density"] for m in members]), rel=1e-9)
+        if who == ANALYST:
+            assert p["isopleth"] == pytest.approx(min(m["isopleth"] for m in members), rel=1e-12)
+        else:
+            assert "isopleth" not in p
+        # the block spans MERGED_UNITS of the tile's grid, and half of it would not
+        xs = [x for ring in f["geometry"]["coordinates"] for x, _ in ring]
+        side = max(xs) - min(xs)
+        if min(xs) > -BUFFER and max(xs) < EXTENT + BUFFER:  # not clipped at the buffer
+            assert MERGED_UNITS * 0.9 <= side < 2 * MERGED_UNITS * 1.1, side
+    assert shift is not None
+    run_of = {f["properties"]["run"] for f in features}
+    held = {
+        f"{p['run']}:{size << shift}:{p['ix'] >> shift}:{p['iy'] >> shift}"
+        for p in (item["properties"] for item in inside.values())
+        if p["run"] in run_of
+    }
+    assert held <= set(blocks)
+    assert len(features) < len(inside)

@@ -46,6 +46,7 @@ class Property:
     enum: tuple[str, ...] = ()
     output: bool = True  # False: a filter only, not written in the features
     equals: str | None = None  # SQL of `name = {value}` when it is not a column comparison
+    merged: str | None = None  # SQL aggregate of the values of cells a coarse tile merges
 
     @property
     def sortable(self) -> bool:
@@ -95,13 +96,14 @@ class CellRows:
             first, last = f"floor({low} / sz.size)::bigint - 1", f"floor({high} / sz.size)::bigint"
             return f"{column} BETWEEN {first} AND {last}"
 
-        # LATERAL twice: per run and size, one range scan of the key (a join the planner
-        # could turn into a scan of every cell of the run and a hash)
+        # LATERAL twice: per run and size, one range scan of the key. OFFSET 0 keeps the
+        # planner from pulling the scan up into a join it then drives from the cells (it
+        # cannot estimate the computed squares, and did: a scan of all 2.6M cells per tile)
         return (
             f"runs r CROSS JOIN LATERAL ({sizes}) sz "
             f"CROSS JOIN LATERAL (SELECT * FROM {self.table} c "
             f"WHERE c.run_id = r.run_id AND c.cell_size_m = sz.size "
-            f"AND {span(x0, x1, 'c.ix')} AND {span(y0, y1, 'c.iy')}) c "
+            f"AND {span(x0, x1, 'c.ix')} AND {span(y0, y1, 'c.iy')} OFFSET 0) c "
             f"WHERE {self.sees} AND {self.where}"
         )
 
@@ -319,8 +321,10 @@ DENSITY = run_layer(
     "held by denser cells (isopleth) for analysts.",
     "density",
     properties=(
-        Property("density", "number", "Estimated incidents per square kilometre"),
-        Property("isopleth", "number", "Share of the density in cells at least this dense"),
+        Property("density", "number", "Estimated incidents per square kilometre", merged="avg"),
+        Property(
+            "isopleth", "number", "Share of the density in cells at least this dense", merged="min"
+        ),
     ),
     sources=(
         cell_source(

@@ -10,6 +10,14 @@ Feature ids are integers that are the same at every zoom (MapLibre's feature sta
 them): the id column itself when a collection has one integer id (hotspots), else 53 bits of a
 hash of the items' feature id (cells: run, cell size, ix, iy), which a JavaScript number holds
 exactly. The items' id itself is in the property `fid`.
+
+Grid layers whose values can be merged (density) are drawn from coarser cells where their
+cells would be smaller than MERGED_UNITS of the tile's grid: at zoom 10 a 100 m cell is about
+a pixel, and a tile of a kommun's 150,000 of them would weigh megabytes. A coarser cell is the
+block of 2^k × 2^k cells that share (ix >> k, iy >> k): a cell of the grid of side
+cell_size_m · 2^k, with that side, index and square, its values merged by each property's
+aggregate (the density's mean, the isopleth's minimum). Its `fid` and id are those of that
+coarser cell. So a tile never holds more than (EXTENT / MERGED_UNITS)² cells of one run.
 """
 
 from __future__ import annotations
@@ -21,7 +29,13 @@ import shapely
 from sqlalchemy import Connection, text
 
 from app.api.ogc import query
-from app.api.ogc.collections import Collection
+from app.api.ogc.collections import (
+    CELL_GEOMETRY,
+    CELL_ID,
+    CELL_PROPERTIES,
+    RUN_PROPERTIES,
+    Collection,
+)
 from app.api.ogc.features import output_names
 from app.api.ogc.params import ItemsQuery, offered_crs
 from app.core.errors import InvalidParameter
@@ -39,6 +53,7 @@ HALF_WORLD = 20037508.342789244  # half the side of WebMercatorQuad's square, in
 SAFE_INTEGER = (1 << 53) - 1  # the largest integer a JavaScript number holds exactly
 FIELD_TYPES = {"string": "String", "integer": "Number", "number": "Number", "boolean": "Boolean"}
 RUN_SELECTORS = ("area", "profile", "week", "run")
+MERGED_UNITS = 64  # grid units a drawn cell spans at least, where its layer can merge cells
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,42 @@ def _feature_id(collection: Collection) -> tuple[str, str]:
     return fid, f"(hashtextextended({fid}, 0) & {SAFE_INTEGER})"
 
 
+def merged_values(collection: Collection) -> dict[str, str] | None:
+    """The aggregate of each cell value of a grid layer whose cells a coarse tile may merge
+    (None: its cells are drawn as they are, at every zoom)."""
+    if collection.id_columns != CELL_ID:
+        return None
+    fixed = {p.name for p in (*RUN_PROPERTIES, *CELL_PROPERTIES)}
+    own = [p for p in collection.properties if p.name not in fixed]
+    if not own or any(p.merged is None for p in own):
+        return None
+    return {p.name: str(p.merged) for p in own}
+
+
+def ground_metres_per_unit(tile: Tile) -> float:
+    """About how many metres on the ground one unit of the tile's grid spans at its centre."""
+    _, south, _, north = lonlat_bounds(tile)
+    scale = math.cos(math.radians((south + north) / 2))
+    return 2 * HALF_WORLD / (1 << tile.z) / EXTENT * scale
+
+
+def _merged(rows_of: str, where: str, names: list[str], merges: dict[str, str]) -> str:
+    """FROM (…) AS v of the coarser cells: each cell moved to the block of 2^k cells that holds
+    it, k the least that makes the block span :fine metres, and the blocks' values merged."""
+    shift = "greatest(0, ceil(ln(CAST(:fine AS float8) / v.cell_size_m) / ln(2::float8)))::int"
+    keep = [n for n in names if n not in merges and n not in {"cell_size_m", "ix", "iy"}]
+    block = ("(v.cell_size_m << v.k)", "(v.ix >> v.k)", "(v.iy >> v.k)")
+    columns = [f'v."{n}"' for n in keep]
+    columns += [f'{b} AS "{n}"' for b, n in zip(block, ("cell_size_m", "ix", "iy"), strict=True)]
+    columns += [f'{merges[n]}(v."{n}") AS "{n}"' for n in names if n in merges]
+    square = CELL_GEOMETRY.replace("c.", "b.")
+    return f"""FROM (SELECT b.*, {square} AS geom FROM (
+            SELECT {", ".join(columns)}
+            FROM (SELECT v.*, {shift} AS k {rows_of} WHERE {where}) v
+            GROUP BY {", ".join([*(f'v."{n}"' for n in keep), *block])}
+            OFFSET 0) b) AS v"""  # OFFSET 0: the tile's tests of a block stay above the merge
+
+
 def read_tile(
     conn: Connection,
     collection: Collection,
@@ -136,6 +187,10 @@ def read_tile(
     attributes = "".join(f', {_attribute(collection, n)} AS "{n}"' for n in names)
     values = statement.bindings.values
     values.update(z=tile.z, x=tile.x, y=tile.y, layer=collection.id)
+    merges = merged_values(collection)
+    if merges is not None:
+        values["fine"] = MERGED_UNITS * ground_metres_per_unit(tile)
+        rows_of, where = _merged(rows_of, where, statement.columns, merges), "true"
     sql = f"""{ctes}
         SELECT ST_AsMVT(t, :layer, {EXTENT}, 'geom', 'mvt_id') FROM (
             SELECT {mvt_id} AS mvt_id, {fid} AS fid{attributes},
