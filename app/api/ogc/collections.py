@@ -102,9 +102,9 @@ class CellRows:
         return (
             f"runs r CROSS JOIN LATERAL ({sizes}) sz "
             f"CROSS JOIN LATERAL (SELECT * FROM {self.table} c "
-            f"WHERE c.run_id = r.run_id AND c.cell_size_m = sz.size "
+            f"WHERE c.run_id = r.run_id AND {self.where} AND c.cell_size_m = sz.size "
             f"AND {span(x0, x1, 'c.ix')} AND {span(y0, y1, 'c.iy')} OFFSET 0) c "
-            f"WHERE {self.sees} AND {self.where}"
+            f"WHERE {self.sees}"
         )
 
 
