@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from app.access.auth import KeyCache
+from app.api.caching import AnswerCache
 from app.api.errors import document_text_rules, install_error_handlers, problem_responses
 from app.api.middleware import BodySizeLimit, HeadAsGet, RateLimiter, RefuseNulBytes
 from app.api.ogc import COLLECTIONS, OgcFeatures
@@ -95,6 +96,7 @@ def create_app(
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute)
     app.state.key_cache = KeyCache(settings.key_cache_s)
+    app.state.tile_cache = AnswerCache(int(settings.tile_cache_mb * 2**20))
     install_error_handlers(app)
     routers = (
         health,

@@ -162,6 +162,12 @@ class Settings(BaseSettings):
         description="Seconds a checked API key is kept in memory (0: ask the database every "
         "time). Routes that read data check the key again in their own first statement.",
     )
+    tile_cache_mb: float = Field(
+        64.0,
+        ge=0,
+        description="Memory per worker for vector tiles already made, kept by their ETag for at "
+        "most 10 minutes (0: make every tile anew).",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Proxy addresses whose X-Forwarded-For names the client (JSON list).",

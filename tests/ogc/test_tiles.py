@@ -19,7 +19,9 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
+from app.access import admin
 from app.api.ogc.tiles import BUFFER, EXTENT, MERGED_UNITS, Tile, lonlat_bounds
+from app.core.vocabulary import GrantLevel
 from geo.crs import transform_geometries
 from tests.ogc.conftest import AREA_A, Ogc, all_features, get
 
@@ -380,3 +382,32 @@ def test_a_coarse_density_tile_merges_cells_into_blocks_of_the_coarser_grid(
     }
     assert held <= set(blocks)
     assert len(features) < len(inside)
+
+
+def test_a_kept_tile_is_not_served_once_the_grant_that_let_the_caller_see_it_changes(
+    ogc: Ogc, ogc_client: TestClient, centre: tuple[float, float]
+) -> None:
+    """Tiles made once are kept by their ETag (app.api.caching.AnswerCache). When the raw grant
+    behind an analyst's tile becomes an aggregate one, the next ask gets the viewer version,
+    not the kept analyst one."""
+    tile = tile_of(*centre, 13)
+    first = fetch(ogc_client, ogc, "density", tile, ANALYST, area=AREA_A)
+    again = fetch(ogc_client, ogc, "density", tile, ANALYST, area=AREA_A)
+    assert first.content == again.content and first.headers["etag"] == again.headers["etag"]
+    assert {f["properties"]["audience"] for f in decoded(first.content, "density")} == {"analyst"}
+
+    def grant(level: GrantLevel) -> None:
+        with ogc.engine.begin() as conn:
+            admin.grant_area(conn, ANALYST[0], AREA_A, level, "test")
+
+    grant(GrantLevel.aggregate)
+    try:
+        after = fetch(ogc_client, ogc, "density", tile, ANALYST, area=AREA_A)
+        assert after.status_code == 200 and after.headers["etag"] != first.headers["etag"]
+        features = decoded(after.content, "density")
+        assert features and {f["properties"]["audience"] for f in features} == {"viewer"}
+        assert not any("isopleth" in f["properties"] for f in features)
+    finally:
+        grant(GrantLevel.raw)
+    restored = fetch(ogc_client, ogc, "density", tile, ANALYST, area=AREA_A)
+    assert restored.content == first.content

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.access import audit
 from app.access.auth import Principal
-from app.api.caching import cached, etag
+from app.api.caching import AnswerCache, cached, etag
 from app.api.deps import (
     CurrentPrincipal,
     DeploymentDep,
@@ -663,11 +663,17 @@ class OgcFeatures:
             org, role = principal.organisation_id, principal.role
             runs = query.selected_runs(conn, collection, role, org, srid, selection)
 
+            tag = etag(request, collection.id, principal, runs)
+            kept: AnswerCache = request.app.state.tile_cache
+
             def build() -> Response:
-                made = tiles.read_tile(conn, collection, role, org, srid, where, selection)
+                made = kept.get(tag)
+                if made is None:
+                    made = tiles.read_tile(conn, collection, role, org, srid, where, selection)
+                    kept.put(tag, made)
                 return Response(made, media_type=tiles.MEDIA_TYPE)
 
-            return cached(request, etag(request, collection.id, principal, runs), build)
+            return cached(request, tag, build)
 
         return tile
 
