@@ -18,21 +18,43 @@ def load(
     path: Annotated[
         Path, typer.Argument(help="GeoPackage with layers 'kommuner' and/or 'lan'.")
     ] = AREAS_FILE,
+    tatorter: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also load tätort boundaries from this file (e.g. SCB's tätorter GeoPackage): "
+            "drawn on the map page and in the reports."
+        ),
+    ] = None,
+    tatort_layer: Annotated[
+        str | None, typer.Option(help="The file's layer of tätorter (default: the first).")
+    ] = None,
+    tatort_year: Annotated[
+        int | None, typer.Option(help="The year of a file that holds several (default: latest).")
+    ] = None,
 ) -> None:
-    """Load kommun and län boundaries (SCB layout); a changed boundary becomes a new version."""
+    """Load kommun and län boundaries (SCB layout), and tätorter when given; a changed boundary
+    becomes a new version."""
+    import geopandas as gpd
+
     from app.db.areas import load_areas
-    from app.ingest.areas import read_kommun_file
+    from app.ingest.areas import read_kommun_file, read_tatort_file
     from app.runs.profiles import ensure_default_profiles
 
-    if not path.exists():
-        fail(f"{path} does not exist")
+    for given in (path, tatorter):
+        if given is not None and not given.exists():
+            fail(f"{given} does not exist")
     with reported():
         frame = read_kommun_file(path)
+        if tatorter is not None:
+            places = read_tatort_file(tatorter, tatort_layer, tatort_year).to_crs(frame.crs)
+            both = gpd.pd.concat([frame, places], ignore_index=True)
+            frame = gpd.GeoDataFrame(both, geometry="geometry", crs=frame.crs)
     with reported(), system_engine().begin() as conn:
         result = load_areas(conn, frame)
         profiled = ensure_default_profiles(conn, cli_actor())
+    named = f"{path.name} and {tatorter.name}" if tatorter is not None else path.name
     console.print(
-        f"{len(frame)} areas from {path.name}: {result.created} created, "
+        f"{len(frame)} areas from {named}: {result.created} created, "
         f"{result.updated} updated, {result.unchanged} unchanged"
     )
     _print_profiled(profiled)

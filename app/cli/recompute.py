@@ -162,8 +162,9 @@ def run_pairs(
         return scale.each(one, pairs, where.parallel)
 
 
-def recompute_areas(codes: list[str], weeks: list[str]) -> None:
-    """Run the default profiles of some areas for some weeks and print the summary."""
+def recompute_areas(codes: list[str], weeks: list[str], profile: str | None = None) -> None:
+    """Run the profiles of some areas (all active ones, or the one named) for some weeks and
+    print the summary."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
@@ -176,7 +177,7 @@ def recompute_areas(codes: list[str], weeks: list[str]) -> None:
         with reported(), db.connect() as conn:
             tz = read_deployment(conn).timezone
             chosen = runs.run_period(week, tz, datetime.now(ZoneInfo(tz)))
-            pairs = runs.profiles_to_run(conn, codes, runs.DEFAULT_PROFILE)
+            pairs = runs.profiles_to_run(conn, codes, profile)
         outcomes += run_pairs(db, pairs, chosen)
     _summary(outcomes)
 

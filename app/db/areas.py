@@ -85,6 +85,7 @@ def load_areas(conn: Connection, areas: gpd.GeoDataFrame) -> LoadResult:
     """),
         params,
     ).all()
+    conn.execute(text("DROP TABLE area_staging"))  # so a second load in this transaction can
     created = sum(1 for r in result if r.inserted)
     updated = len(result) - created
     if result:

@@ -30,7 +30,7 @@ from app.db.areas import create_union_area
 from app.db.deployment import storage_srid
 from app.ingest.batch import RawBatch
 from app.ingest.pipeline import ImportSpec, ImportSummary, run_import, whole
-from app.runs.profiles import ensure_default_profiles
+from app.runs.profiles import ProfileSettings, ensure_default_profiles, save_profile
 from app.settings import Settings
 from clustering.synthetic import HotspotSpec, Trend, generate_incidents
 from geo.crs import from_lonlat
@@ -253,7 +253,14 @@ def load_demo(
             grant_area(conn, union["code"], code, GrantLevel.raw, "est demo")
     ensure_organisation(conn, OPERATOR_CODE, "EST Lägesbild drift (demo)", OPERATOR_KIND)
     ensure_default_profiles(conn, "est demo")
+    for code, group in GROUP_PROFILES:  # so the map page's category groups have a run to show
+        settings_of = ProfileSettings(category_group=group)
+        save_profile(conn, code, group, settings_of, organisation_id=None, changed_by="est demo")
     return results
+
+
+# (kommun, category group): a shared profile of that group and name besides the standard one
+GROUP_PROFILES = (("1285", "tillgrepp"),)
 
 
 OPERATOR_CODE = "drift"

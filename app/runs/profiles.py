@@ -374,11 +374,12 @@ def _write(
 
 
 def ensure_default_profiles(conn: Connection, changed_by: str = "system") -> int:
-    """Give every area without a default profile the `standard` one; return how many got one."""
+    """Give every area without a default profile the `standard` one; return how many got one.
+    Tätorter are boundaries to draw, not areas a lägesbild is computed for: they get none."""
     codes = conn.scalars(
         text("""
         SELECT a.code FROM est.area a
-        WHERE NOT EXISTS (SELECT 1 FROM est.analysis_profile p
+        WHERE a.kind <> 'tatort' AND NOT EXISTS (SELECT 1 FROM est.analysis_profile p
                           WHERE p.area_id = a.id AND p.organisation_id IS NULL)
         ORDER BY a.code
     """)

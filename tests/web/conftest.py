@@ -21,8 +21,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import pytest
-from sqlalchemy import Engine, create_engine, pool
+import shapely
+from sqlalchemy import Engine, create_engine, pool, text
 
 from app.access import admin
 from app.core.taxonomy import load_taxonomy
@@ -40,6 +42,7 @@ TZ = "Europe/Stockholm"
 AREA = "1285"
 TODAY = date(2026, 12, 2)  # the demo's data ends with week 48
 NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
+GROUP_PROFILE = "tillgrepp"  # the demo's profile of that category group (app.ops.demo)
 WEEKS = {
     "2026-W46": date(2026, 11, 9),
     "2026-W47": date(2026, 11, 16),
@@ -74,6 +77,25 @@ class Web:
         return {"Authorization": f"Bearer {self.token(organisation, role)}"}
 
 
+TATORT = ("T9100", "Provorten")  # a tätort in the middle of Eslöv, as `--tatorter` loads one
+
+
+def tatort(conn: Any) -> gpd.GeoDataFrame:
+    """The web world's one tätort: a square of 3 km around a point inside Eslöv."""
+    x, y = conn.execute(
+        text(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM est.area "
+            "WHERE code = :a) s"
+        ),
+        {"a": AREA},
+    ).one()
+    square = shapely.box(x - 1500, y - 1500, x + 1500, y + 1500)
+    code, name = TATORT
+    return gpd.GeoDataFrame(
+        {"code": [code], "name": [name], "kind": ["tatort"]}, geometry=[square], crs=3006
+    )
+
+
 @pytest.fixture(scope="session")
 def web(server_url: str) -> Iterator[Web]:
     """The demo in a database of its own, with Eslöv's weeks 46–48 published."""
@@ -88,13 +110,17 @@ def web(server_url: str) -> Iterator[Web]:
         sync_taxonomy(conn, taxonomy)
         load_areas(conn, read_kommun_file())
         load_demo(conn, settings, taxonomy, TODAY)
+        load_areas(conn, tatort(conn))
         admin.create_organisation(conn, "insyn", "Insyn (aggregat)", "other")
         admin.grant_area(conn, "insyn", AREA, GrantLevel.aggregate, "test")
         for org, role in KEYS:
             tokens[(org, role.value)] = admin.new_key(conn, org, role, "web", None).token
-    for monday in WEEKS.values():
-        with engine.connect() as conn:
-            profile = runs.default_profile(conn, AREA)
+    with engine.connect() as conn:
+        standard = runs.default_profile(conn, AREA)
+        (theft,) = [p for _, p in runs.profiles_to_run(conn, [AREA], GROUP_PROFILE)]
+    # every week of the standard profile; the latest of the demo's tillgrepp profile
+    chosen = [(standard, monday) for monday in WEEKS.values()] + [(theft, WEEKS["2026-W48"])]
+    for profile, monday in chosen:
         outcome = runs.recompute(
             engine, AREA, profile, runs.RunPeriod.week(monday, TZ), force=True, now=NOW
         )

@@ -14,7 +14,15 @@ import mapbox_vector_tile
 import pytest
 from sqlalchemy import text
 
-from tests.web.conftest import ARTEFACTS, Web, log_in, screenshot, wait_ready
+from tests.web.conftest import (
+    ARTEFACTS,
+    GROUP_PROFILE,
+    TATORT,
+    Web,
+    log_in,
+    screenshot,
+    wait_ready,
+)
 
 AXE = Path(__file__).with_name("vendor") / "axe-core-4.14.1" / "axe.min.js"
 VIEWER = ("kommun-1285", "viewer")
@@ -282,3 +290,50 @@ def test_the_print_view_is_an_a4_page_with_map_legend_week_and_provenance(
     assert pdf.startswith(b"%PDF")
     sizes = re.findall(rb"/MediaBox \[0 0 ([\d.]+) ([\d.]+)\]", pdf)
     assert sizes and all(abs(float(w) - 595.9) < 1 and abs(float(h) - 842.9) < 1 for w, h in sizes)
+
+
+def test_choosing_a_category_group_reads_the_run_of_its_profile(
+    page: Any, server: str, web: Web
+) -> None:
+    log_in(page, server, web.token(*VIEWER))
+    theft = api(page, server, "/api/v1/lagesbild", profile=GROUP_PROFILE)
+    assert theft["profile"] == GROUP_PROFILE
+    groups = page.eval_on_selector_all(
+        "#group option", "os => os.map(o => [o.value, o.disabled, o.selected])"
+    )
+    assert ["all", False, True] in groups and [GROUP_PROFILE, False, False] in groups
+    assert ["trafik", True, False] in groups  # no profile of that group has a run
+    with page.expect_response(
+        lambda r: (
+            "/ogc/collections/hotspots/tiles/" in r.url and f"run={theft['run']['id']}" in r.url
+        )
+    ):
+        page.select_option("#group", GROUP_PROFILE)
+    wait_ready(page)
+    assert query(page.url)["profile"] == [GROUP_PROFILE]
+    assert page.input_value("#profile") == GROUP_PROFILE
+    listed = page.eval_on_selector_all(
+        "#hotspot-list button[data-key]", "bs => bs.map(b => b.dataset.key)"
+    )
+    assert listed == [h["key"] for h in theft["hotspots"]]
+    standard = api(page, server, "/api/v1/lagesbild")
+    assert standard["profile"] != GROUP_PROFILE and standard["run"]["id"] != theft["run"]["id"]
+    with page.expect_response(
+        lambda r: (
+            "/ogc/collections/hotspots/tiles/" in r.url and f"run={standard['run']['id']}" in r.url
+        )
+    ):
+        page.select_option("#group", "all")
+    wait_ready(page)
+    assert page.input_value("#profile") == standard["profile"]
+
+
+def test_loaded_tatorter_are_drawn_beside_the_kommun_boundary(
+    page: Any, server: str, web: Web
+) -> None:
+    with page.expect_response(
+        lambda r: "/ogc/collections/areas/items" in r.url and "kind=tatort" in r.url
+    ) as answer:
+        log_in(page, server, web.token(*VIEWER))
+    found = answer.value.json()["features"]
+    assert [(f["id"], f["properties"]["name"]) for f in found] == [TATORT]

@@ -12,6 +12,7 @@ from app.access import admin
 from app.core import swedish
 from app.core.vocabulary import Role
 from app.main import create_app
+from app.runs.profiles import DEFAULT_NAME
 from app.web.routes import STATIC, TEMPLATES
 from clustering.change import Comparison, change_tests
 from tests.web.conftest import AREA, WEEKS, Web
@@ -32,15 +33,19 @@ def picture(client: TestClient, web: Web, who: tuple[str, str], **params: str) -
 
 
 def published_run(web: Web, week: str) -> int:
+    """The newest published run of the week of the area's standard profile (the page's
+    default; the demo's tillgrepp profile has runs too)."""
     with web.engine.connect() as conn:
         return int(
             conn.scalar(
                 text("""
                 SELECT r.id FROM est.hotspot_run r JOIN est.area a ON a.id = r.area_id
+                JOIN est.analysis_profile p ON p.id = r.profile_id
                 WHERE a.code = :area AND r.period_label = :week AND r.published_at IS NOT NULL
+                  AND p.name = :standard AND p.organisation_id IS NULL
                 ORDER BY r.published_at DESC LIMIT 1
             """),
-                {"area": AREA, "week": week},
+                {"area": AREA, "week": week, "standard": DEFAULT_NAME},
             )
         )
 
