@@ -337,3 +337,8 @@ def test_loaded_tatorter_are_drawn_beside_the_kommun_boundary(
         log_in(page, server, web.token(*VIEWER))
     found = answer.value.json()["features"]
     assert [(f["id"], f["properties"]["name"]) for f in found] == [TATORT]
+    page.wait_for_function("document.querySelector('#legend').textContent.includes('tätort')")
+    # a view without tätorter has none in its legend
+    page.goto(f"{server}/?area=1285&view=13.70000,55.70000,14.00")
+    wait_ready(page)
+    page.wait_for_function("!document.querySelector('#legend').textContent.includes('tätort')")

@@ -329,11 +329,13 @@ async function refreshLayers() {
   const visible = state.layers.filter((id) => allowed().has(id));
   const reads = [sources.kommun.refresh(view), sources.tatort.refresh(view)];
   for (const id of visible) reads.push(sources[id].refresh(view).then((changed) => { if (changed) afterLoad(id); }));
+  const hadTatorter = sources.tatort.count > 0;
   try {
     await Promise.all(reads);
   } catch (error) {
     say(`Lagret kunde inte läsas: ${error.message}`);
   }
+  if ((sources.tatort.count > 0) !== hadTatorter && picture) renderLegend();
   const partial = visible.filter((id) => !sources[id].complete);
   $("map-note").hidden = partial.length === 0;
   $("map-note").textContent = partial.length ? "Zooma in för att se alla rutor." : "";
@@ -468,7 +470,9 @@ function legendBlock(title, rows) {
 
 function renderLegend() {
   const legend = $("legend");
-  legend.replaceChildren(legendBlock("Gränser", [entry("#1b1f24", "kommungräns", "line"), entry("#4a525c", "tätort", "line")]));
+  const lines = [entry("#1b1f24", "kommungräns", "line")];
+  if (sources.tatort && sources.tatort.count) lines.push(entry("#4a525c", "tätort", "line")); // only when loaded
+  legend.replaceChildren(legendBlock("Gränser", lines));
   const titles = Object.fromEntries(picture.layers.map((l) => [l.id, l.title]));
   const on = state.layers.filter((id) => allowed().has(id));
   for (const id of DRAW_ORDER.slice().reverse()) {
